@@ -1,0 +1,154 @@
+//! A dispatch: one template sent to the rows of one input (a spreadsheet or an API list).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchState {
+    /// The input is being read and its rows written and queued.
+    Intake,
+    /// Every row is recorded; queued messages are being sent.
+    Sending,
+    /// Every message reached a final state.
+    Completed,
+    /// The input could not be used at all; `reason` says why.
+    Failed,
+}
+
+impl DispatchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intake => "intake",
+            Self::Sending => "sending",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for DispatchState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DispatchState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Intake, Self::Sending, Self::Completed, Self::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown dispatch state {s:?}"))
+    }
+}
+
+/// Where a dispatch's rows came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DispatchSource {
+    Upload { bucket: String, key: String },
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    pub id: String,
+    pub template: String,
+    pub language: String,
+    pub source: DispatchSource,
+    pub state: DispatchState,
+    /// Why the dispatch failed, or other notes an operator should read.
+    pub reason: Option<String>,
+    /// Column labels of the input (for the results spreadsheet).
+    pub columns: Vec<String>,
+    /// Non-empty data rows read from the input (header excluded).
+    pub rows: u32,
+    pub accepted: u32,
+    pub rejected: u32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Dispatch {
+    pub fn new(
+        id: String,
+        template: String,
+        language: String,
+        source: DispatchSource,
+        now: &str,
+    ) -> Self {
+        Self {
+            id,
+            template,
+            language,
+            source,
+            state: DispatchState::Intake,
+            reason: None,
+            columns: Vec::new(),
+            rows: 0,
+            accepted: 0,
+            rejected: 0,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        }
+    }
+}
+
+/// What intake found, recorded on the dispatch when intake ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntakeSummary {
+    pub columns: Vec<String>,
+    pub rows: u32,
+    pub accepted: u32,
+    pub rejected: u32,
+}
+
+/// The dispatch id of an uploaded object. The same object (bucket, key and version or ETag)
+/// always gives the same id, so a redelivered S3 event finds the dispatch it already made
+/// instead of creating a second one.
+pub fn dispatch_id_for_object(bucket: &str, key: &str, version: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [bucket, key, version] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    format!("d-{}", hex::encode(&digest[..12]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_are_stable_and_distinct() {
+        let a = dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag1");
+        assert_eq!(a, dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag1"));
+        assert_ne!(a, dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag2"));
+        // Length-prefixing keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            dispatch_id_for_object("ab", "c", "v"),
+            dispatch_id_for_object("a", "bc", "v")
+        );
+        assert!(a.starts_with("d-") && a.len() == 26);
+        assert!(a.parse::<crate::domain::message::MessageId>().is_err());
+        assert!(format!("{a}:3").parse::<crate::domain::message::MessageId>().is_ok());
+    }
+
+    #[test]
+    fn state_text_round_trips() {
+        for state in [
+            DispatchState::Intake,
+            DispatchState::Sending,
+            DispatchState::Completed,
+            DispatchState::Failed,
+        ] {
+            assert_eq!(state.as_str().parse::<DispatchState>(), Ok(state));
+        }
+    }
+}

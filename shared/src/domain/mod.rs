@@ -1,0 +1,7 @@
+//! Pure domain logic: no AWS types, no I/O.
+
+pub mod dispatch;
+pub mod intake;
+pub mod message;
+pub mod phone;
+pub mod template;

@@ -1,0 +1,17 @@
+//! anna-shared: everything the anna-notify functions have in common.
+//!
+//! - [`domain`]: pure logic with no AWS or HTTP types — phone numbers, templates, intake of
+//!   rows into accepted messages and rejected rows, message status.
+//! - [`sheet`]: reading spreadsheets (xlsx, xlsm, xlsb, xls, ods, CSV) from bytes into rows of
+//!   cells as a person sees them.
+//! - [`whatsapp`]: the Cloud API — payloads, error classification, the HTTP client.
+//! - [`aws`]: DynamoDB, SQS and S3 adapters behind the narrow traits in [`ports`].
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod sheet;
+pub mod telemetry;
+pub mod whatsapp;
