@@ -128,8 +128,14 @@ mod tests {
     #[test]
     fn object_ids_are_stable_and_distinct() {
         let a = dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag1");
-        assert_eq!(a, dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag1"));
-        assert_ne!(a, dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag2"));
+        assert_eq!(
+            a,
+            dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag1")
+        );
+        assert_ne!(
+            a,
+            dispatch_id_for_object("b", "inbox/t/pt_BR/a.xlsx", "etag2")
+        );
         // Length-prefixing keeps ("ab", "c") and ("a", "bc") apart.
         assert_ne!(
             dispatch_id_for_object("ab", "c", "v"),
@@ -137,7 +143,11 @@ mod tests {
         );
         assert!(a.starts_with("d-") && a.len() == 26);
         assert!(a.parse::<crate::domain::message::MessageId>().is_err());
-        assert!(format!("{a}:3").parse::<crate::domain::message::MessageId>().is_ok());
+        assert!(
+            format!("{a}:3")
+                .parse::<crate::domain::message::MessageId>()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -256,7 +256,16 @@ mod tests {
 
     #[test]
     fn message_id_rejects_garbage() {
-        for bad in ["", ":", "abc", "d:x", "d:-1", ":3", "a b:1", "d:99999999999"] {
+        for bad in [
+            "",
+            ":",
+            "abc",
+            "d:x",
+            "d:-1",
+            ":3",
+            "a b:1",
+            "d:99999999999",
+        ] {
             assert!(bad.parse::<MessageId>().is_err(), "{bad:?} parsed");
         }
     }

@@ -1,0 +1,217 @@
+//! The narrow capabilities the handlers need, one trait each, implemented once for the real
+//! service in [`crate::aws`] and [`crate::whatsapp`]. Handlers are generic over them so a unit
+//! test or a benchmark can put an in-memory implementation behind the same code.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::domain::dispatch::{Dispatch, IntakeSummary};
+use crate::domain::message::{MessageId, MessageRecord, MessageStatus};
+use crate::domain::template::Template;
+use crate::error::Retryable;
+use crate::whatsapp::client::{SendAccepted, SendError};
+
+/// A failure talking to the message store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, timeouts, 5xx: trying again later can succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A request the store will never accept as it is (validation, missing table, bad item).
+    #[error("store rejected the request: {0}")]
+    Rejected(String),
+    /// An item in the store that this code cannot read.
+    #[error("corrupt item {key}: {why}")]
+    Corrupt { key: String, why: String },
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// What happened when a dispatch was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A dispatch with this id already existed (a redelivered event); here it is.
+    Existing(Box<Dispatch>),
+}
+
+pub trait DispatchStore: Send + Sync {
+    /// Creates the dispatch unless one with its id exists.
+    fn create_dispatch(
+        &self,
+        dispatch: &Dispatch,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    fn get_dispatch(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Dispatch>, StoreError>> + Send;
+
+    /// Records what intake found and moves the dispatch from `intake` to `sending`
+    /// (or straight to `completed` when nothing was accepted).
+    fn finish_intake(
+        &self,
+        id: &str,
+        summary: &IntakeSummary,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The input could not be used at all: the dispatch fails with `reason`.
+    fn fail_dispatch(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How [`MessageStore::put_messages`] treats items that may already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// A dispatch just created: nothing can exist yet, write in bulk.
+    Fresh,
+    /// A dispatch whose intake was interrupted: keep every item that is already there, since
+    /// its message may have been sent meanwhile.
+    KeepExisting,
+}
+
+/// The result of trying to claim a message for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to send, under a lease; `attempts` already counts this attempt.
+    Claimed(Box<MessageRecord>),
+    /// Already past `sending` (or rejected): acknowledge without sending.
+    AlreadyFinal(MessageStatus),
+    /// Another sender holds a live lease on it.
+    InFlight,
+    /// No such message.
+    Missing,
+}
+
+/// How a claimed message's send attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Sent {
+        wamid: String,
+        wa_id: Option<String>,
+    },
+    Failed {
+        reason_code: String,
+        reason: String,
+        error_code: Option<i64>,
+        error_detail: Option<String>,
+    },
+    /// Not sent on purpose (dispatch failed or cancelled, number opted out).
+    Skipped { reason_code: String, reason: String },
+    /// Back to `queued` for another attempt.
+    Retry { reason: String },
+    /// WhatsApp may or may not have accepted it (the answer was lost). Nothing is written: the
+    /// claim is left to expire and the review resolves it from the status webhooks.
+    Unknown,
+}
+
+pub trait MessageStore: Send + Sync {
+    fn put_messages(
+        &self,
+        messages: &[MessageRecord],
+        mode: WriteMode,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// `queued → sending` with a lease, conditionally, so two senders never both get it.
+    fn claim(
+        &self,
+        id: &MessageId,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Records the outcome of a claimed attempt. Returns false when the claim was no longer
+    /// ours (its lease expired and someone else resolved it); nothing is written then.
+    fn settle(
+        &self,
+        claimed: &MessageRecord,
+        settlement: &Settlement,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn get_message(
+        &self,
+        id: &MessageId,
+    ) -> impl Future<Output = Result<Option<MessageRecord>, StoreError>> + Send;
+
+    /// Every message of a dispatch, ordered by row.
+    fn list_messages(
+        &self,
+        dispatch_id: &str,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, StoreError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("queue rejected the request: {0}")]
+    Rejected(String),
+}
+
+impl Retryable for QueueError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The queue the sender consumes.
+pub trait SendQueue: Send + Sync {
+    fn enqueue(&self, ids: &[MessageId]) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// An object read from the uploads bucket.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    /// The version id, or the ETag where versioning is off: what makes this upload unique.
+    pub version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("the object no longer exists")]
+    NotFound,
+    #[error("the file is {size} bytes; the limit is {max} bytes")]
+    TooLarge { size: u64, max: u64 },
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    #[error("object store refused the request: {0}")]
+    Rejected(String),
+}
+
+impl Retryable for ObjectError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+pub trait ObjectStore: Send + Sync {
+    /// Reads a whole object, refusing before download when it is larger than `max_bytes`.
+    fn fetch(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<StoredObject, ObjectError>> + Send;
+}
+
+/// The WhatsApp Cloud API as the handlers use it.
+pub trait WhatsApp: Send + Sync {
+    fn send(
+        &self,
+        payload: &serde_json::Value,
+    ) -> impl Future<Output = Result<SendAccepted, SendError>> + Send;
+
+    /// An approved or unapproved template by name and language, from a cached catalog.
+    fn template(
+        &self,
+        name: &str,
+        language: &str,
+    ) -> impl Future<Output = Result<Option<Template>, SendError>> + Send;
+}
