@@ -268,11 +268,20 @@ where
             }
         }
     };
-    if dispatch_state == Some(DispatchState::Failed) {
-        return Ok(Settlement::Skipped {
-            reason_code: "dispatch_failed".to_owned(),
-            reason: "the dispatch failed before this message was sent".to_owned(),
-        });
+    match dispatch_state {
+        Some(DispatchState::Failed) => {
+            return Ok(Settlement::Skipped {
+                reason_code: "dispatch_failed".to_owned(),
+                reason: "the dispatch failed before this message was sent".to_owned(),
+            });
+        }
+        Some(DispatchState::Cancelled) => {
+            return Ok(Settlement::Skipped {
+                reason_code: "cancelled".to_owned(),
+                reason: "the dispatch was cancelled before this message was sent".to_owned(),
+            });
+        }
+        _ => {}
     }
     if message.attempts > sender.max_attempts {
         return Ok(Settlement::Failed {

@@ -33,7 +33,7 @@ pub const MESSAGE_SHARDS: u32 = 16;
 pub const COUNTER_SHARDS: u32 = 16;
 pub const WAMID_INDEX: &str = "by-wamid";
 pub const CREATED_INDEX: &str = "by-created";
-const DISPATCH_LIST_KEY: &str = "DISPATCH";
+pub(crate) const DISPATCH_LIST_KEY: &str = "DISPATCH";
 /// BatchWriteItem's limit.
 const BATCH_WRITE_MAX: usize = 25;
 const WRITES_IN_FLIGHT: usize = 4;
@@ -43,34 +43,34 @@ pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn dispatch_pk(dispatch_id: &str) -> String {
+pub(crate) fn dispatch_pk(dispatch_id: &str) -> String {
     format!("D#{dispatch_id}")
 }
 
-fn message_key(id: &MessageId) -> (String, String) {
+pub(crate) fn message_key(id: &MessageId) -> (String, String) {
     (
         format!("D#{}#{:02}", id.dispatch_id, id.row % MESSAGE_SHARDS),
         format!("R#{:010}", id.row),
     )
 }
 
-fn key_map(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+pub(crate) fn key_map(pk: String, sk: String) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("pk".to_owned(), AttributeValue::S(pk)),
         ("sk".to_owned(), AttributeValue::S(sk)),
     ])
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
 /// Maps an SDK error to retryable or not by its error code.
-fn store_error<E, R>(operation: &str, err: SdkError<E, R>) -> StoreError
+pub(crate) fn store_error<E, R>(operation: &str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -98,7 +98,7 @@ where
     }
 }
 
-fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
+pub(crate) fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -107,7 +107,7 @@ where
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct DispatchItem {
+pub(crate) struct DispatchItem {
     pk: String,
     sk: String,
     #[serde(rename = "type")]
@@ -139,7 +139,7 @@ struct DispatchItem {
 }
 
 impl DispatchItem {
-    fn from_dispatch(dispatch: &Dispatch, ttl: i64) -> Self {
+    pub(crate) fn from_dispatch(dispatch: &Dispatch, ttl: i64) -> Self {
         let (source_kind, source_bucket, source_key) = match &dispatch.source {
             DispatchSource::Upload { bucket, key } => {
                 ("upload", Some(bucket.clone()), Some(key.clone()))
@@ -170,7 +170,7 @@ impl DispatchItem {
         }
     }
 
-    fn into_dispatch(self) -> Result<Dispatch, StoreError> {
+    pub(crate) fn into_dispatch(self) -> Result<Dispatch, StoreError> {
         let corrupt = |why: String| StoreError::Corrupt {
             key: self.pk.clone(),
             why,
@@ -206,7 +206,7 @@ impl DispatchItem {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct MessageItem {
+pub(crate) struct MessageItem {
     pk: String,
     sk: String,
     #[serde(rename = "type")]
@@ -254,7 +254,7 @@ struct MessageItem {
 }
 
 impl MessageItem {
-    fn from_record(record: &MessageRecord, ttl: i64) -> Self {
+    pub(crate) fn from_record(record: &MessageRecord, ttl: i64) -> Self {
         let (pk, sk) = message_key(&record.id);
         let r = record.clone();
         Self {
@@ -288,7 +288,7 @@ impl MessageItem {
         }
     }
 
-    fn into_record(self) -> Result<MessageRecord, StoreError> {
+    pub(crate) fn into_record(self) -> Result<MessageRecord, StoreError> {
         let status = self
             .status
             .parse::<MessageStatus>()
@@ -323,7 +323,7 @@ impl MessageItem {
     }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
     item: HashMap<String, AttributeValue>,
 ) -> Result<T, StoreError> {
     let key = match (item.get("pk"), item.get("sk")) {
@@ -336,15 +336,17 @@ fn decode<T: for<'de> Deserialize<'de>>(
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+pub(crate) fn encode<T: Serialize>(
+    value: &T,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Rejected(format!("encoding item: {e}")))
 }
 
 /// DispatchStore and MessageStore on one DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
     retention: Duration,
 }
 
@@ -361,7 +363,7 @@ impl DynamoStore {
         &self.table
     }
 
-    fn ttl(&self) -> i64 {
+    pub(crate) fn ttl(&self) -> i64 {
         Utc::now().timestamp() + self.retention.as_secs() as i64
     }
 

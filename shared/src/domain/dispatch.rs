@@ -11,22 +11,47 @@ use sha2::{Digest, Sha256};
 pub enum DispatchState {
     /// The input is being read and its rows written and queued.
     Intake,
+    /// Every row is recorded; sending starts at `send_at`.
+    Scheduled,
     /// Every row is recorded; queued messages are being sent.
     Sending,
+    /// Sending stopped on an error that makes further sends pointless (token, account,
+    /// billing, template paused); `reason` says which. Unclaimed messages stay `queued`.
+    Paused,
     /// Every message reached a final state.
     Completed,
     /// The input could not be used at all; `reason` says why.
     Failed,
+    /// Stopped by the operator; messages not yet claimed become `skipped`.
+    Cancelled,
 }
 
 impl DispatchState {
+    pub const ALL: [DispatchState; 7] = [
+        Self::Intake,
+        Self::Scheduled,
+        Self::Sending,
+        Self::Paused,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Intake => "intake",
+            Self::Scheduled => "scheduled",
             Self::Sending => "sending",
+            Self::Paused => "paused",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
+    }
+
+    /// Nothing more will be sent for a dispatch in this state.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 }
 
@@ -40,7 +65,7 @@ impl FromStr for DispatchState {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Intake, Self::Sending, Self::Completed, Self::Failed]
+        Self::ALL
             .into_iter()
             .find(|state| state.as_str() == s)
             .ok_or_else(|| format!("unknown dispatch state {s:?}"))
@@ -152,12 +177,7 @@ mod tests {
 
     #[test]
     fn state_text_round_trips() {
-        for state in [
-            DispatchState::Intake,
-            DispatchState::Sending,
-            DispatchState::Completed,
-            DispatchState::Failed,
-        ] {
+        for state in DispatchState::ALL {
             assert_eq!(state.as_str().parse::<DispatchState>(), Ok(state));
         }
     }
