@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use crate::faults::Faults;
+
 /// The template fixtures shipped with the simulator (a JSON array of Graph template objects).
 pub const DEFAULT_TEMPLATES_JSON: &str = include_str!("../fixtures/templates.json");
 
@@ -26,6 +28,8 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Digits-only numbers answered with 131026 (message undeliverable).
     pub not_on_whatsapp: HashSet<String>,
+    /// Injected failures; none by default.
+    pub faults: Faults,
 }
 
 impl SimConfig {
@@ -39,6 +43,7 @@ impl SimConfig {
             templates: default_templates(),
             latency: Duration::ZERO,
             not_on_whatsapp: HashSet::new(),
+            faults: Faults::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::GraphError;
+use crate::faults::Faults;
 use crate::sends::AcceptedSend;
 use crate::state::SimState;
 
@@ -46,4 +47,25 @@ pub async fn clear_sends(State(state): State<Arc<SimState>>) -> Response {
     let n = state.clear_sends();
     tracing::info!(cleared = n, "cleared recorded sends");
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /_sim/faults`: the faults in force.
+pub async fn get_faults(State(state): State<Arc<SimState>>) -> Response {
+    Json(state.faults()).into_response()
+}
+
+/// `PUT /_sim/faults` with a [`Faults`] object: replaces them (unknown fields are refused).
+pub async fn put_faults(State(state): State<Arc<SimState>>, body: axum::body::Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(faults) => faults,
+        Err(e) => {
+            return GraphError::invalid_parameter(format!("faults: {e}")).into_response();
+        }
+    };
+    if let Err(why) = faults.validate() {
+        return GraphError::invalid_parameter(format!("faults: {why}")).into_response();
+    }
+    tracing::info!(?faults, "faults replaced");
+    state.set_faults(faults.clone());
+    Json(faults).into_response()
 }

@@ -36,6 +36,19 @@ impl GraphError {
         }
     }
 
+    /// Any Graph error by code, for fault injection: HTTP 500 for 131000 and 131016
+    /// (server-side trouble), 400 otherwise, as the Cloud API answers them.
+    pub fn coded(code: u32, title: &str, details: impl Into<String>) -> Self {
+        let status = if matches!(code, 1 | 2 | 131000 | 131016) {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else if matches!(code, 0 | 190) {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::new(status, code, title, details)
+    }
+
     /// 190, HTTP 401: no `Authorization: Bearer …` header at all.
     pub fn token_missing() -> Self {
         Self {

@@ -18,7 +18,8 @@
 //! - `POST /{version}/{phone-number-id}/messages`: template sends, validated like the Cloud API
 //!   against the template catalogue; the success answer or the Graph error object.
 //! - `GET /{version}/{waba-id}/message_templates`: the catalogue, cursor-paged.
-//! - `GET /_sim/sends[?biz_prefix=…]`, `DELETE /_sim/sends`, `GET /_sim/health`.
+//! - `GET /_sim/sends[?biz_prefix=…]`, `DELETE /_sim/sends`, `GET /_sim/health`,
+//!   `GET`/`PUT /_sim/faults` (see [`Faults`]).
 //!
 //! Module map, and where the later pieces go:
 //!
@@ -35,6 +36,7 @@
 mod config;
 mod control;
 mod error;
+mod faults;
 mod graph;
 mod ids;
 mod listing;
@@ -47,5 +49,6 @@ mod templates;
 
 pub use config::{DEFAULT_TEMPLATES_JSON, SimConfig, default_templates, parse_templates};
 pub use error::GraphError;
+pub use faults::Faults;
 pub use sends::AcceptedSend;
 pub use server::SimServer;

@@ -35,6 +35,9 @@ struct Args {
     not_on_whatsapp: Vec<String>,
     /// JSON file with Graph template objects (an array, or a whole message_templates
     /// answer) replacing the built-in fixtures.
+    /// Injected faults as JSON, e.g. '{"server_error_rate":0.05,"throughput_per_second":80}'.
+    #[arg(long, env = "WA_SIM_FAULTS")]
+    faults: Option<String>,
     #[arg(long, env = "WA_SIM_TEMPLATES")]
     templates: Option<PathBuf>,
     /// WhatsApp Business Account id.
@@ -79,6 +82,14 @@ async fn main() -> anyhow::Result<()> {
     config.phone_number_id = args.phone_number_id;
     config.display_phone_number = args.display_phone_number;
     config.latency = Duration::from_millis(args.latency_ms);
+    if let Some(faults) = &args.faults {
+        let faults: wa_sim::Faults =
+            serde_json::from_str(faults).context("--faults is not a valid faults object")?;
+        faults
+            .validate()
+            .map_err(|why| anyhow::anyhow!("--faults: {why}"))?;
+        config.faults = faults;
+    }
     config.not_on_whatsapp = args
         .not_on_whatsapp
         .iter()

@@ -99,6 +99,11 @@ impl SimServer {
         self.state.sends()
     }
 
+    /// Replaces the injected faults (like `PUT /_sim/faults`).
+    pub fn set_faults(&self, faults: crate::faults::Faults) {
+        self.state.set_faults(faults);
+    }
+
     /// Forgets the recorded sends (like `DELETE /_sim/sends`).
     pub fn clear_sends(&self) {
         self.state.clear_sends();
@@ -168,6 +173,10 @@ fn router(state: Arc<SimState>) -> Router {
             get(control::list_sends).delete(control::clear_sends),
         )
         .route("/_sim/health", get(control::health))
+        .route(
+            "/_sim/faults",
+            get(control::get_faults).put(control::put_faults),
+        )
         .fallback(unknown_path)
         .method_not_allowed_fallback(unsupported_method)
         .layer(middleware::from_fn(log_request))

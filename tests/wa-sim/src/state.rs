@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::config::SimConfig;
+use crate::faults::{FaultState, Faults, Verdict};
 use crate::phone;
 use crate::sends::AcceptedSend;
 use crate::templates::Catalog;
@@ -21,6 +22,7 @@ pub struct SimState {
     latency: Mutex<Duration>,
     not_on_whatsapp: Mutex<HashSet<String>>,
     sends: Mutex<Vec<AcceptedSend>>,
+    faults: Mutex<FaultState>,
 }
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it: every critical
@@ -42,6 +44,7 @@ impl SimState {
             latency: Mutex::new(config.latency),
             not_on_whatsapp: Mutex::new(normalise_numbers(config.not_on_whatsapp)),
             sends: Mutex::new(Vec::new()),
+            faults: Mutex::new(FaultState::new(config.faults)),
         })
     }
 
@@ -62,6 +65,23 @@ impl SimState {
     pub fn is_not_on_whatsapp(&self, digits: &str, wa_id: &str) -> bool {
         let set = lock(&self.not_on_whatsapp);
         set.contains(digits) || set.contains(wa_id)
+    }
+
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).faults.clone()
+    }
+
+    /// Replaces the faults; the throughput window and pair-rate memory start afresh.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.faults) = FaultState::new(faults);
+    }
+
+    pub fn fault_verdict(&self, recipient: &str) -> Verdict {
+        lock(&self.faults).check(recipient, std::time::Instant::now())
+    }
+
+    pub fn lose_answer(&self) -> bool {
+        lock(&self.faults).lose_answer()
     }
 
     /// Records an accepted send. Later: this is where status webhooks get scheduled.

@@ -7,9 +7,11 @@
 //! 3. body: JSON object, `messaging_product`, `recipient_type`, `to`, `biz_opaque_callback_data`
 //! 4. by `type`: [`template`] validates against the catalogue; [`free_form`] is where text and
 //!    the other types go (today 131051; the 24-hour window, 131047, lands there)
-//! 5. *later:* fault injection and the throughput limit (130429)
+//! 5. injected faults ([`crate::faults`]): 5xx, hangs, the throughput limit (130429), the pair
+//!    rate (131056), error codes for given numbers
 //! 6. recipient: not on WhatsApp (131026)
-//! 7. accept: `wamid`, record the send (*later:* schedule the signed status webhooks)
+//! 7. accept: `wamid`, record the send (*later:* schedule the signed status webhooks); an
+//!    injected lost answer hangs after recording
 
 mod free_form;
 mod template;
@@ -26,6 +28,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::error::GraphError;
+use crate::faults::Verdict;
 use crate::sends::AcceptedSend;
 use crate::state::SimState;
 use crate::{graph, ids, phone};
@@ -60,9 +63,21 @@ pub async fn send(
         tokio::time::sleep(latency).await;
     }
     match accept(&state, path, &uri, &headers, body) {
-        Ok(answer) => Json(answer).into_response(),
+        Ok(Outcome::Answer(answer)) => Json(answer).into_response(),
+        Ok(Outcome::Hang) => {
+            // The client gives up first; whatever is answered after that is never read.
+            tokio::time::sleep(state.faults().hang()).await;
+            GraphError::coded(131000, "Something went wrong", "injected hang").into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// What the pipeline ends in, short of a Graph error.
+enum Outcome {
+    Answer(Value),
+    /// Hold the request open until the client times out (before or after accepting).
+    Hang,
 }
 
 fn accept(
@@ -71,7 +86,7 @@ fn accept(
     uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Value, GraphError> {
+) -> Result<Outcome, GraphError> {
     let Ok(Path((version, phone_number_id))) = path else {
         return Err(GraphError::unknown_path(uri.path()));
     };
@@ -148,7 +163,38 @@ fn accept(
         }
     };
 
-    // Later: fault injection and the throughput limit (130429) go here.
+    match state.fault_verdict(&digits) {
+        Verdict::Proceed => {}
+        Verdict::ServerError => {
+            return Err(GraphError::coded(
+                131000,
+                "Something went wrong",
+                "injected server error",
+            ));
+        }
+        Verdict::HangBeforeAccept => return Ok(Outcome::Hang),
+        Verdict::Throughput => {
+            return Err(GraphError::coded(
+                130429,
+                "Rate limit hit",
+                "Cloud API message throughput has been reached",
+            ));
+        }
+        Verdict::PairRate => {
+            return Err(GraphError::coded(
+                131056,
+                "(Business Account, Consumer Account) pair rate limit hit",
+                "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time",
+            ));
+        }
+        Verdict::ErrorCode(code) => {
+            return Err(GraphError::coded(
+                code,
+                "Injected error",
+                format!("injected error {code} for this recipient"),
+            ));
+        }
+    }
 
     let wa_id = phone::wa_id(&digits);
     if state.is_not_on_whatsapp(&digits, &wa_id) {
@@ -180,7 +226,11 @@ fn accept(
         payload,
         accepted_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     });
-    Ok(answer)
+    if state.lose_answer() {
+        tracing::info!("injected lost answer: the send is recorded, the client hears nothing");
+        return Ok(Outcome::Hang);
+    }
+    Ok(Outcome::Answer(answer))
 }
 
 fn callback_data(msg: &Map<String, Value>) -> Result<Option<String>, GraphError> {
