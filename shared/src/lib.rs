@@ -9,9 +9,15 @@
 
 pub mod aws;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod intake_pipeline;
+pub mod metrics;
 pub mod ports;
+pub mod schedule;
+pub mod secrets;
 pub mod sheet;
 pub mod telemetry;
+pub mod webhook;
 pub mod whatsapp;

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::domain::dispatch::{Dispatch, IntakeSummary};
+use crate::domain::dispatch::{Dispatch, DispatchState, IntakeSummary};
 use crate::domain::message::{MessageId, MessageRecord, MessageStatus};
 use crate::domain::template::Template;
 use crate::error::Retryable;
@@ -59,6 +59,17 @@ pub trait DispatchStore: Send + Sync {
         summary: &IntakeSummary,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stops a sending dispatch on an error that makes every further send pointless.
+    /// Returns false when it was not `sending` (already paused, cancelled, finished).
+    fn pause_dispatch(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// `paused → sending`. Returns false when the dispatch was not paused.
+    fn resume_dispatch(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The input could not be used at all: the dispatch fails with `reason`.
     fn fail_dispatch(
         &self,
@@ -105,8 +116,15 @@ pub enum Settlement {
     },
     /// Not sent on purpose (dispatch failed or cancelled, number opted out).
     Skipped { reason_code: String, reason: String },
-    /// Back to `queued` for another attempt.
-    Retry { reason: String },
+    /// Back to `queued` for another attempt; the error is kept so an eventual
+    /// `attempts_exhausted` failure can say what kept going wrong.
+    Retry {
+        reason: String,
+        error_code: Option<i64>,
+    },
+    /// Back to `queued` without spending an attempt: the message was never offered to
+    /// WhatsApp (its dispatch is paused).
+    Release { reason: String },
     /// WhatsApp may or may not have accepted it (the answer was lost). Nothing is written: the
     /// claim is left to expire and the review resolves it from the status webhooks.
     Unknown,
@@ -163,6 +181,14 @@ impl Retryable for QueueError {
 /// The queue the sender consumes.
 pub trait SendQueue: Send + Sync {
     fn enqueue(&self, ids: &[MessageId]) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Keeps a received record invisible for `by` from now: how a retry is backed off
+    /// (the record returns when the delay ends, not after the queue's default timeout).
+    fn delay_record(
+        &self,
+        receipt_handle: &str,
+        by: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// An object read from the uploads bucket.
@@ -214,4 +240,98 @@ pub trait WhatsApp: Send + Sync {
         name: &str,
         language: &str,
     ) -> impl Future<Output = Result<Option<Template>, SendError>> + Send;
+
+    /// Forgets cached templates, so the next lookup sees WhatsApp's current statuses (the
+    /// review does this before checking for paused or disabled templates).
+    fn refresh_templates(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// A dispatch with work due at a time: a `scheduled` dispatch whose `send_at` is `due_at`, or a
+/// cancelled or paused one whose unqueued messages still have to be marked `skipped`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub dispatch_id: String,
+    /// RFC 3339 UTC, milliseconds (the form [`crate::aws::dynamo::now_rfc3339`] writes).
+    pub due_at: String,
+}
+
+/// One page of the `queued` messages of one message shard of a dispatch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueuedPage {
+    pub ids: Vec<MessageId>,
+    /// Where the next page of this shard starts (the last row read), if there is one.
+    pub next: Option<u32>,
+}
+
+/// What cancelling a dispatch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Now `cancelled`; it was in `previous`.
+    Cancelled {
+        previous: DispatchState,
+    },
+    /// It was cancelled before.
+    AlreadyCancelled,
+    /// It had already finished (`completed` or `failed`): nothing to cancel.
+    Finished(DispatchState),
+    Missing,
+}
+
+/// Scheduling, releasing and cancelling dispatches.
+pub trait ScheduleStore: Send + Sync {
+    /// Like [`DispatchStore::finish_intake`], but holds the dispatch in `scheduled` until
+    /// `send_at`, atomically with its schedule entry. Returns false when the dispatch was no
+    /// longer in `intake` (cancelled meanwhile, or finished by another run).
+    fn finish_intake_scheduled(
+        &self,
+        id: &str,
+        summary: &IntakeSummary,
+        send_at: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Entries due at or before `now`, oldest first.
+    fn due_entries(
+        &self,
+        now: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ScheduleEntry>, StoreError>> + Send;
+
+    fn put_entry(
+        &self,
+        entry: &ScheduleEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn remove_entry(
+        &self,
+        entry: &ScheduleEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The `queued` messages of message shard `shard` after row `after`, a page at a time.
+    fn queued_page(
+        &self,
+        dispatch_id: &str,
+        shard: u32,
+        after: Option<u32>,
+    ) -> impl Future<Output = Result<QueuedPage, StoreError>> + Send;
+
+    /// `scheduled → sending`; false when the dispatch was not `scheduled`.
+    fn begin_sending(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Any state but `completed`, `failed` and `cancelled` → `cancelled`.
+    fn cancel_dispatch(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
+
+    /// `queued → skipped` for each message still `queued` (conditionally: one a sender has
+    /// claimed meanwhile is left to it), counted in the dispatch's counters. Returns how many
+    /// were skipped.
+    fn skip_queued(
+        &self,
+        ids: &[MessageId],
+        reason_code: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 }

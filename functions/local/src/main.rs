@@ -1,7 +1,9 @@
 //! `anna-local`: run anna-notify on one machine.
 //!
 //! - `provision`: create bucket, queues and table on the emulator; write the stack's env file.
-//! - `run`: the event sources — upload-events and send queues polled into the real handlers.
+//! - `run`: the event sources — upload-events and send queues polled into the real handlers —,
+//!   the HTTP API at `ANNA_API_LISTEN` (default 127.0.0.1:3000), and the review every
+//!   `ANNA_REVIEW_EVERY_SECONDS` (default 5), as the EventBridge schedule runs it on AWS.
 //! - `demo`: upload the example spreadsheets and print what happened to every row.
 
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use anna_local::runner::poll_until;
 use anna_sender::{AwsSender, SenderConfig};
 use anna_shared::aws::dynamo::DynamoStore;
 use anna_shared::config::{EnvReader, StoreConfig};
-use anna_shared::ports::DispatchStore;
+use anna_shared::ports::{DispatchStore, MessageStore};
 use anna_upload::{AwsUpload, UploadConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -96,14 +98,38 @@ async fn main() -> anyhow::Result<()> {
 async fn run(sdk: &aws_config::SdkConfig) -> anyhow::Result<()> {
     let mut env = EnvReader::from_env();
     let upload_queue = env.required("ANNA_UPLOAD_QUEUE_URL");
+    let listen = env.or("ANNA_API_LISTEN", anna_local::api::DEFAULT_LISTEN);
+    // Every few seconds locally, so the demo sees dispatches completed; every 5 minutes on AWS.
+    let review_every = env.bounded_or("ANNA_REVIEW_EVERY_SECONDS", 5, 1..=3_600);
     env.finish()?;
+    let listen: std::net::SocketAddr = listen.parse().with_context(|| {
+        format!("ANNA_API_LISTEN={listen:?} is not an address like 127.0.0.1:3000")
+    })?;
     let upload_config = UploadConfig::from_env()?;
     let sender_config = SenderConfig::from_env()?;
+    let api_config = anna_api::ApiConfig::from_env()?;
+    if api_config.keys.is_empty() {
+        tracing::warn!("ANNA_API_KEYS is not set: every /v1 request will be refused with 401");
+    }
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let send_queue = upload_config.send_queue_url.clone();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
+    let api = std::sync::Arc::new(anna_api::ApiContext::connect(sdk, api_config)?);
+    let review = anna_review::AwsReview::connect(sdk, anna_review::ReviewConfig::from_env()?)?;
+    tasks.spawn(anna_local::runner::review_loop(
+        review,
+        Duration::from_secs(review_every),
+        shutdown.clone(),
+    ));
+    let listener = anna_local::api::bind(listen).await?;
+    let api_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = anna_local::api::serve(api, listener, api_shutdown).await {
+            tracing::error!(error = %format!("{e:#}"), "the API stopped");
+        }
+    });
     let upload = AwsUpload::connect(sdk, upload_config)?;
     tasks.spawn(poll_until(
         sqs.clone(),
@@ -157,9 +183,16 @@ async fn run_demo(
         uploads.len()
     );
     let placed = demo::put_uploads(&s3, &bucket, &uploads).await?;
+    for (_, dispatch_id) in &placed {
+        demo::wait_until_settled(&store, dispatch_id, timeout).await?;
+    }
+    // The review the runner schedules, run once more now: it completes the dispatches whose
+    // rows are all final (with an exact recount) and reports what it found.
+    let review = anna_review::AwsReview::connect(sdk, anna_review::ReviewConfig::from_env()?)?;
+    let report = anna_review::run(&review, chrono::Utc::now()).await?;
     let mut all = Vec::new();
     for (upload, dispatch_id) in &placed {
-        let messages = demo::wait_until_settled(&store, dispatch_id, timeout).await?;
+        let messages = store.list_messages(dispatch_id).await?;
         let dispatch = store
             .get_dispatch(dispatch_id)
             .await?
@@ -179,6 +212,16 @@ async fn run_demo(
         "\ntotals over {} dispatches: {}",
         placed.len(),
         demo::totals(&all)
+    );
+    println!(
+        "review: {} dispatches examined, {} completed, {} unknown outcomes resolved, {} stuck \
+         messages re-queued, {} flagged undelivered (CloudWatch metrics on AWS: namespace \
+         anna-notify)",
+        report.examined,
+        report.completed,
+        report.unknown_outcomes,
+        report.requeued_stuck,
+        report.flagged_undelivered
     );
     Ok(())
 }

@@ -12,11 +12,11 @@ use anna_shared::aws::sqs::SqsSendQueue;
 use anna_shared::config::{ConfigError, EnvReader, IntakeConfig, StoreConfig};
 use anna_shared::domain::dispatch::{
     Dispatch, DispatchSource, DispatchState, IntakeSummary, dispatch_id_for_object,
+    dispatch_id_for_upload,
 };
-use anna_shared::domain::intake::{Intake, RowOutcome};
-use anna_shared::domain::message::{MessageId, MessageRecord, MessageStatus};
-use anna_shared::domain::phone::mask_phone;
+use anna_shared::domain::intake::Intake;
 use anna_shared::error::Retryable;
+use anna_shared::intake_pipeline::{Delivery, HeaderRow, PipelineError, Plan, record_rows};
 use anna_shared::ports::{
     Created, DispatchStore, MessageStore, ObjectError, ObjectStore, QueueError, SendQueue,
     StoreError, WhatsApp, WriteMode,
@@ -25,15 +25,9 @@ use anna_shared::sheet::read_sheet;
 use anna_shared::whatsapp::client::{CloudApiConfig, SendError};
 use anna_shared::whatsapp::cloud::CloudWhatsApp;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use tokio::task::JoinSet;
 use tracing::{Instrument, error, info, info_span, warn};
 
 pub use notification::{ObjectCreated, UploadKey, parse_notification};
-
-/// Rows written and queued together: four BatchWriteItem calls and ten SendMessageBatch calls.
-const CHUNK_ROWS: usize = 100;
-/// Chunks written concurrently while the file is still being read.
-const CHUNKS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct UploadConfig {
@@ -100,6 +94,16 @@ pub enum UploadError {
     WhatsApp(SendError),
     #[error("an intake task stopped: {0}")]
     Task(String),
+}
+
+impl From<PipelineError> for UploadError {
+    fn from(error: PipelineError) -> Self {
+        match error {
+            PipelineError::Store(e) => Self::Store(e),
+            PipelineError::Queue(e) => Self::Queue(e),
+            PipelineError::Task(e) => Self::Task(e),
+        }
+    }
 }
 
 impl Retryable for UploadError {
@@ -173,10 +177,19 @@ where
     O: ObjectStore,
     W: WhatsApp,
 {
-    let id = dispatch_id_for_object(&object.bucket, &object.key, &object.version);
+    let parsed = UploadKey::parse(&object.key);
+    // An upload through a presigned URL of the API carries an upload id in its key: its
+    // dispatch id was named when the URL was issued. Any other object: bucket, key, version.
+    let id = match parsed
+        .as_ref()
+        .ok()
+        .and_then(|key| key.upload_id.as_deref())
+    {
+        Some(upload_id) => dispatch_id_for_upload(upload_id),
+        None => dispatch_id_for_object(&object.bucket, &object.key, &object.version),
+    };
     let span = info_span!("dispatch", dispatch_id = %id, key = %object.key);
     async {
-        let parsed = UploadKey::parse(&object.key);
         let (template, language) = match &parsed {
             Ok(key) => (key.template.clone(), key.language.clone()),
             Err(_) => (String::new(), String::new()),
@@ -256,10 +269,10 @@ where
             )));
         }
     };
-    let mut intake = match Intake::new(&template, ctx.intake.intake.clone()) {
-        Ok(intake) => intake,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
+    // An unsendable template fails the dispatch before the file is downloaded.
+    if let Err(e) = Intake::new(&template, ctx.intake.intake.clone()) {
+        return Ok(Err(e.to_string()));
+    }
     let max_bytes = ctx.intake.read.limits.max_bytes as u64;
     let file = match ctx
         .objects
@@ -279,150 +292,28 @@ where
         Ok(rows) => rows,
         Err(e) => return Ok(Err(e.to_string())),
     };
-
-    let mut writer = ChunkWriter::new(ctx.store.clone(), ctx.queue.clone(), mode);
-    let mut summary = IntakeSummary::default();
-    let mut first = true;
-    for row in rows {
-        let row = match row {
-            Ok(row) => row,
-            Err(e) => {
-                // Rows already queued keep their state; the sender skips messages of a failed
-                // dispatch it has not sent yet.
-                writer.finish().await?;
-                return Ok(Err(e.to_string()));
-            }
-        };
-        if first {
-            first = false;
-            match intake.header(&row.cells) {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => return Ok(Err(e.to_string())),
-            }
-        }
-        summary.rows += 1;
-        let record = record_for(dispatch, intake.row(row.number, &row.cells), row.cells);
-        writer.push(record).await?;
-    }
-    writer.finish().await?;
-    let (accepted, rejected) = intake.counts();
-    summary.accepted = accepted;
-    summary.rejected = rejected;
-    summary.columns = intake.columns().to_vec();
-    if summary.rows == 0 {
+    let plan = Plan {
+        mode,
+        header: HeaderRow::Detect,
+        delivery: Delivery::Enqueue,
+        keep_rejected: false,
+    };
+    let recorded = match record_rows(
+        &ctx.store,
+        &ctx.queue,
+        dispatch,
+        &template,
+        &ctx.intake.intake,
+        rows,
+        plan,
+    )
+    .await?
+    {
+        Ok(recorded) => recorded,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if recorded.summary.rows == 0 {
         return Ok(Err("the file has no data rows".to_owned()));
     }
-    Ok(Ok(summary))
-}
-
-fn record_for(dispatch: &Dispatch, outcome: RowOutcome, cells: Vec<String>) -> MessageRecord {
-    let now = now_rfc3339();
-    match outcome {
-        RowOutcome::Accepted(row) => {
-            let phone_input = cells.first().cloned().unwrap_or_default();
-            MessageRecord::queued(
-                MessageId::new(dispatch.id.clone(), row.row),
-                &dispatch.template,
-                &dispatch.language,
-                row.phone.e164().to_owned(),
-                phone_input,
-                row.variables,
-                cells,
-                &now,
-            )
-        }
-        RowOutcome::Rejected(row) => {
-            tracing::debug!(row = row.row, phone = %mask_phone(&row.phone_input), reason = %row.reason, "row rejected");
-            MessageRecord::rejected(
-                MessageId::new(dispatch.id.clone(), row.row),
-                &dispatch.template,
-                &dispatch.language,
-                row.phone_input,
-                row.reason.code(),
-                row.reason.to_string(),
-                cells,
-                &now,
-            )
-        }
-    }
-}
-
-/// Writes rows in chunks and queues the accepted ones, several chunks in flight on other
-/// tasks while the caller keeps reading the file: the first message reaches the send queue
-/// long before a large file is fully read.
-struct ChunkWriter<S, Q> {
-    store: S,
-    queue: Q,
-    mode: WriteMode,
-    chunk: Vec<MessageRecord>,
-    in_flight: JoinSet<Result<(), UploadError>>,
-}
-
-impl<S, Q> ChunkWriter<S, Q>
-where
-    S: MessageStore + Clone + 'static,
-    Q: SendQueue + Clone + 'static,
-{
-    fn new(store: S, queue: Q, mode: WriteMode) -> Self {
-        Self {
-            store,
-            queue,
-            mode,
-            chunk: Vec::with_capacity(CHUNK_ROWS),
-            in_flight: JoinSet::new(),
-        }
-    }
-
-    async fn push(&mut self, record: MessageRecord) -> Result<(), UploadError> {
-        self.chunk.push(record);
-        if self.chunk.len() >= CHUNK_ROWS {
-            self.flush();
-            while self.in_flight.len() >= CHUNKS_IN_FLIGHT {
-                self.join_one().await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) {
-        if self.chunk.is_empty() {
-            return;
-        }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_ROWS));
-        let (store, queue, mode) = (self.store.clone(), self.queue.clone(), self.mode);
-        self.in_flight.spawn(
-            async move {
-                // The item must exist before its record can be claimed: write, then queue.
-                store.put_messages(&chunk, mode).await?;
-                let queued: Vec<MessageId> = chunk
-                    .iter()
-                    .filter(|m| m.status == MessageStatus::Queued)
-                    .map(|m| m.id.clone())
-                    .collect();
-                queue.enqueue(&queued).await?;
-                Ok(())
-            }
-            .in_current_span(),
-        );
-    }
-
-    async fn join_one(&mut self) -> Result<(), UploadError> {
-        match self.in_flight.join_next().await {
-            Some(Ok(result)) => result,
-            Some(Err(e)) => Err(UploadError::Task(e.to_string())),
-            None => Ok(()),
-        }
-    }
-
-    async fn finish(&mut self) -> Result<(), UploadError> {
-        self.flush();
-        let mut first_error = None;
-        while !self.in_flight.is_empty() {
-            if let Err(e) = self.join_one().await {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
+    Ok(Ok(recorded.summary))
 }

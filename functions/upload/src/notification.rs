@@ -90,12 +90,21 @@ fn decode_key(raw: &str) -> String {
 }
 
 /// `inbox/<template>/<language>/<file>`: what an uploaded file asks to be sent.
+///
+/// A file uploaded through a presigned URL of the API is put at
+/// `inbox/<template>/<language>/u-<upload id>/<file>`: its dispatch id derives from the upload
+/// id alone, so the API could name the dispatch when it issued the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadKey {
     pub template: String,
     pub language: String,
+    /// The upload id of a `u-<upload id>/` segment (16 to 64 lower-case hex digits).
+    pub upload_id: Option<String>,
     pub file: String,
 }
+
+/// Marks the key segment that carries an upload id.
+pub const UPLOAD_ID_PREFIX: &str = "u-";
 
 impl UploadKey {
     pub fn parse(key: &str) -> Result<Self, String> {
@@ -123,12 +132,25 @@ impl UploadKey {
         if !template_ok || !language_ok || file.is_empty() || file.ends_with('/') {
             return Err(wrong());
         }
+        let (upload_id, file) = match file.split_once('/') {
+            Some((segment, rest)) => match segment.strip_prefix(UPLOAD_ID_PREFIX) {
+                Some(id) if is_upload_id(id) => (Some(id.to_owned()), rest),
+                _ => (None, file),
+            },
+            None => (None, file),
+        };
         Ok(Self {
             template: template.to_owned(),
             language: language.to_owned(),
+            upload_id,
             file: file.to_owned(),
         })
     }
+}
+
+/// 16 to 64 lower-case hex digits: what the API issues (24), with room to change.
+fn is_upload_id(id: &str) -> bool {
+    (16..=64).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -184,6 +206,7 @@ mod tests {
                 .file,
             "sub/dir.csv"
         );
+        assert_eq!(key.upload_id, None);
         for bad in [
             "a.xlsx",
             "inbox/a.xlsx",
@@ -194,5 +217,38 @@ mod tests {
         ] {
             assert!(UploadKey::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn upload_ids_come_from_their_segment() {
+        let key = UploadKey::parse("inbox/boas_vindas/pt_BR/u-0123456789abcdef01234567/maio.xlsx")
+            .expect("valid");
+        assert_eq!(key.upload_id.as_deref(), Some("0123456789abcdef01234567"));
+        assert_eq!(key.file, "maio.xlsx");
+        assert_eq!(key.template, "boas_vindas");
+        // Not an upload id: an ordinary folder of the file name.
+        for (raw, file) in [
+            ("inbox/t/pt_BR/u-maria/lista.csv", "u-maria/lista.csv"),
+            (
+                "inbox/t/pt_BR/u-0123456789ABCDEF/lista.csv",
+                "u-0123456789ABCDEF/lista.csv",
+            ),
+            ("inbox/t/pt_BR/u-0123/lista.csv", "u-0123/lista.csv"),
+            (
+                "inbox/t/pt_BR/x/u-0123456789abcdef01234567/l.csv",
+                "x/u-0123456789abcdef01234567/l.csv",
+            ),
+        ] {
+            let key = UploadKey::parse(raw).expect("valid");
+            assert_eq!((key.upload_id, key.file.as_str()), (None, file), "{raw}");
+        }
+        // The upload id segment alone is not a file.
+        assert!(UploadKey::parse("inbox/t/pt_BR/u-0123456789abcdef01234567/").is_err());
+        let bare =
+            UploadKey::parse("inbox/t/pt_BR/u-0123456789abcdef01234567").expect("a file name");
+        assert_eq!(
+            (bare.upload_id, bare.file.as_str()),
+            (None, "u-0123456789abcdef01234567")
+        );
     }
 }

@@ -133,6 +133,10 @@ pub(crate) struct DispatchItem {
     rejected: u32,
     created_at: String,
     updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    send_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_digest: Option<String>,
     gsi1pk: String,
     gsi1sk: String,
     ttl: i64,
@@ -164,6 +168,8 @@ impl DispatchItem {
             rejected: dispatch.rejected,
             created_at: dispatch.created_at.clone(),
             updated_at: dispatch.updated_at.clone(),
+            send_at: dispatch.send_at.clone(),
+            request_digest: dispatch.request_digest.clone(),
             gsi1pk: DISPATCH_LIST_KEY.to_owned(),
             gsi1sk: format!("{}#{}", dispatch.created_at, dispatch.id),
             ttl,
@@ -201,6 +207,8 @@ impl DispatchItem {
             rejected: self.rejected,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            send_at: self.send_at,
+            request_digest: self.request_digest,
         })
     }
 }
@@ -250,6 +258,8 @@ pub(crate) struct MessageItem {
     read_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    undelivered: bool,
     ttl: i64,
 }
 
@@ -284,6 +294,7 @@ impl MessageItem {
             delivered_at: r.delivered_at,
             read_at: r.read_at,
             failed_at: r.failed_at,
+            undelivered: r.undelivered,
             ttl,
         }
     }
@@ -319,6 +330,7 @@ impl MessageItem {
             delivered_at: self.delivered_at,
             read_at: self.read_at,
             failed_at: self.failed_at,
+            undelivered: self.undelivered,
         })
     }
 }
@@ -425,6 +437,37 @@ impl DynamoStore {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(store_error("PutItem", e)),
+        }
+    }
+
+    /// `from → to`, conditionally; false when the dispatch was not in `from`.
+    async fn move_dispatch(
+        &self,
+        id: &str,
+        from: DispatchState,
+        to: DispatchState,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(dispatch_pk(id), "META".to_owned())))
+            .condition_expression("#state = :from")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", s(now_rfc3339()));
+        let request = match reason {
+            Some(reason) => request
+                .update_expression("SET #state = :to, reason = :reason, updated_at = :now")
+                .expression_attribute_values(":reason", s(reason)),
+            None => request.update_expression("SET #state = :to, updated_at = :now REMOVE reason"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
         }
     }
 
@@ -547,6 +590,21 @@ impl DispatchStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
+    }
+
+    async fn pause_dispatch(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
+        self.move_dispatch(
+            id,
+            DispatchState::Sending,
+            DispatchState::Paused,
+            Some(reason),
+        )
+        .await
+    }
+
+    async fn resume_dispatch(&self, id: &str) -> Result<bool, StoreError> {
+        self.move_dispatch(id, DispatchState::Paused, DispatchState::Sending, None)
+            .await
     }
 
     async fn fail_dispatch(&self, id: &str, reason: &str) -> Result<(), StoreError> {
@@ -730,14 +788,29 @@ impl MessageStore for DynamoStore {
                 Some(MessageStatus::Skipped),
             ),
             Settlement::Unknown => return Ok(true),
-            Settlement::Retry { reason } => (
+            Settlement::Retry { reason, error_code } => (
                 request
                     .update_expression(
-                        "SET #status = :queued, reason = :reason, updated_at = :now \
-                         REMOVE lease_until",
+                        "SET #status = :queued, reason = :reason, error_code = :error_code, \
+                         updated_at = :now REMOVE lease_until",
                     )
                     .expression_attribute_values(":queued", s(MessageStatus::Queued.as_str()))
-                    .expression_attribute_values(":reason", s(reason.as_str())),
+                    .expression_attribute_values(":reason", s(reason.as_str()))
+                    .expression_attribute_values(
+                        ":error_code",
+                        error_code.map_or(AttributeValue::Null(true), n),
+                    ),
+                None,
+            ),
+            Settlement::Release { reason } => (
+                request
+                    .update_expression(
+                        "SET #status = :queued, reason = :reason, attempts = attempts - :one, \
+                         updated_at = :now REMOVE lease_until",
+                    )
+                    .expression_attribute_values(":queued", s(MessageStatus::Queued.as_str()))
+                    .expression_attribute_values(":reason", s(reason.as_str()))
+                    .expression_attribute_values(":one", n(1)),
                 None,
             ),
         };

@@ -1,8 +1,12 @@
 //! The real AWS services behind the ports: DynamoDB, SQS, S3.
 
 pub mod dynamo;
+pub mod queries;
+pub mod review;
 pub mod s3;
+pub mod schedule;
 pub mod sqs;
+pub mod statuses;
 
 use aws_config::BehaviorVersion;
 

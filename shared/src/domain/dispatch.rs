@@ -97,6 +97,15 @@ pub struct Dispatch {
     pub rejected: u32,
     pub created_at: String,
     pub updated_at: String,
+    /// When sending starts (RFC 3339 UTC); `None` sends as soon as intake ends. A dispatch
+    /// with a future `send_at` waits in `scheduled` with its messages recorded but not queued.
+    #[serde(default)]
+    pub send_at: Option<String>,
+    /// For API dispatches made with an `Idempotency-Key`: a digest of the request, so a retry
+    /// of the same request finds its dispatch and a different request under the same key is
+    /// refused.
+    #[serde(default)]
+    pub request_digest: Option<String>,
 }
 
 impl Dispatch {
@@ -120,6 +129,8 @@ impl Dispatch {
             rejected: 0,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
+            send_at: None,
+            request_digest: None,
         }
     }
 }
@@ -146,9 +157,68 @@ pub fn dispatch_id_for_object(bucket: &str, key: &str, version: &str) -> String 
     format!("d-{}", hex::encode(&digest[..12]))
 }
 
+/// The dispatch id of an upload made through a presigned URL (`…/u-<upload id>/<file>`): it
+/// depends on the upload id alone, so the API can name the dispatch before the file exists,
+/// and the same URL used twice still makes one dispatch.
+pub fn dispatch_id_for_upload(upload_id: &str) -> String {
+    digest_id(&["upload", upload_id])
+}
+
+/// The dispatch id of an API request sent with an `Idempotency-Key`: a retry of the request
+/// finds the dispatch the first attempt made instead of sending again.
+pub fn dispatch_id_for_idempotency_key(key: &str) -> String {
+    digest_id(&["idempotency-key", key])
+}
+
+/// A fresh random dispatch id (`d-` and 24 hex digits), for API requests without a key.
+pub fn random_dispatch_id() -> String {
+    format!("d-{}", random_hex(12))
+}
+
+/// `bytes` random bytes as lower-case hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0_u8; bytes];
+    rand::fill(buffer.as_mut_slice());
+    hex::encode(buffer)
+}
+
+fn digest_id(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    format!("d-{}", hex::encode(&digest[..12]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_key_and_random_ids_are_valid_and_distinct() {
+        let upload = dispatch_id_for_upload("0123456789abcdef01234567");
+        assert_eq!(upload, dispatch_id_for_upload("0123456789abcdef01234567"));
+        assert_ne!(upload, dispatch_id_for_upload("0123456789abcdef01234568"));
+        let keyed = dispatch_id_for_idempotency_key("order-42");
+        assert_eq!(keyed, dispatch_id_for_idempotency_key("order-42"));
+        // Different purposes never share an id for the same text.
+        assert_ne!(
+            dispatch_id_for_upload("order-42"),
+            dispatch_id_for_idempotency_key("order-42")
+        );
+        let random = random_dispatch_id();
+        assert_ne!(random, random_dispatch_id());
+        for id in [upload, keyed, random] {
+            assert!(id.starts_with("d-") && id.len() == 26, "{id}");
+            assert!(
+                format!("{id}:1")
+                    .parse::<crate::domain::message::MessageId>()
+                    .is_ok()
+            );
+        }
+    }
 
     #[test]
     fn object_ids_are_stable_and_distinct() {

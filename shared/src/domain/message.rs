@@ -53,8 +53,8 @@ impl FromStr for MessageId {
     }
 }
 
-/// Where a message stands. Status only moves forward; see [`MessageStatus::rank`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a message stands. Status only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Refused at intake (invalid phone, missing variable, duplicate…); never sent.
@@ -171,6 +171,9 @@ pub struct MessageRecord {
     pub delivered_at: Option<String>,
     pub read_at: Option<String>,
     pub failed_at: Option<String>,
+    /// Set by the review when a `sent` message was never reported delivered in time.
+    #[serde(default)]
+    pub undelivered: bool,
 }
 
 impl MessageRecord {
@@ -209,6 +212,7 @@ impl MessageRecord {
             delivered_at: None,
             read_at: None,
             failed_at: None,
+            undelivered: false,
         }
     }
 

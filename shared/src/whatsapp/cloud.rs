@@ -32,4 +32,8 @@ impl WhatsApp for CloudWhatsApp {
     async fn template(&self, name: &str, language: &str) -> Result<Option<Template>, SendError> {
         self.catalog.get(name, language).await
     }
+
+    async fn refresh_templates(&self) {
+        self.catalog.invalidate().await;
+    }
 }

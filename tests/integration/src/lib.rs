@@ -26,6 +26,8 @@ use wa_sim::{SimConfig, SimServer};
 
 pub use wa_sim;
 
+pub mod api;
+
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
 pub const WABA_ID: &str = "100000000000001";
 pub const ACCESS_TOKEN: &str = "sim-token";
@@ -137,6 +139,10 @@ pub struct Options {
     pub pacing: Pacing,
     pub max_attempts: u32,
     pub send_visibility: Duration,
+    /// How long the sender waits for WhatsApp before the outcome is unknown.
+    pub whatsapp_timeout: Duration,
+    /// How long a sender's claim is held.
+    pub lease: Duration,
 }
 
 impl Default for Options {
@@ -150,6 +156,8 @@ impl Default for Options {
             },
             max_attempts: 5,
             send_visibility: Duration::from_secs(1),
+            whatsapp_timeout: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -160,6 +168,7 @@ impl TestStack {
     }
 
     pub async fn start_with(options: Options) -> Self {
+        anna_shared::telemetry::init();
         let sdk = sdk_config().await;
         let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let stack = provision(
@@ -185,7 +194,7 @@ impl TestStack {
             phone_number_id: PHONE_NUMBER_ID.to_owned(),
             waba_id: WABA_ID.to_owned(),
             access_token: ACCESS_TOKEN.to_owned(),
-            timeout: Duration::from_secs(5),
+            timeout: options.whatsapp_timeout,
         };
         let upload = AwsUpload::connect(
             &sdk,
@@ -202,10 +211,11 @@ impl TestStack {
             &sdk,
             SenderConfig {
                 store: store_config.clone(),
+                send_queue_url: stack.send_queue_url.clone(),
                 cloud_api,
                 template_ttl: Duration::from_secs(60),
                 pacing: options.pacing,
-                lease: Duration::from_secs(30),
+                lease: options.lease,
                 max_attempts: options.max_attempts,
             },
         )
@@ -322,6 +332,44 @@ impl TestStack {
                     .is_some_and(|c| c.starts_with(&prefix))
             })
             .collect()
+    }
+
+    /// Uploads a `;`-separated CSV for `boas_vindas` (phone, store, name, date) with one row
+    /// per phone, and runs the queues until quiet; returns the dispatch id.
+    pub async fn send_boas_vindas(&self, file: &str, phones: &[&str]) -> String {
+        let mut csv = String::from("telefone;loja;nome;data\n");
+        for (i, phone) in phones.iter().enumerate() {
+            csv.push_str(&format!("{phone};Loja Centro;Cliente {i};25/12/2026\n"));
+        }
+        let id = self
+            .put_file(&format!("inbox/boas_vindas/pt_BR/{file}"), csv.into_bytes())
+            .await;
+        self.run_until_quiet(Duration::from_secs(120)).await;
+        id
+    }
+
+    /// The review function's context against this stack.
+    pub fn review(&self, rules: anna_review::ReviewRules) -> anna_review::AwsReview {
+        anna_review::Review {
+            store: self.store.clone(),
+            queue: anna_shared::aws::sqs::SqsSendQueue::new(
+                self.sqs.clone(),
+                self.stack.send_queue_url.clone(),
+            ),
+            whatsapp: anna_shared::whatsapp::cloud::CloudWhatsApp::new(
+                CloudApiConfig {
+                    base_url: self.sim.base_url(),
+                    api_version: "v23.0".to_owned(),
+                    phone_number_id: PHONE_NUMBER_ID.to_owned(),
+                    waba_id: WABA_ID.to_owned(),
+                    access_token: ACCESS_TOKEN.to_owned(),
+                    timeout: Duration::from_secs(5),
+                },
+                Duration::from_secs(60),
+            )
+            .expect("WhatsApp client"),
+            rules,
+        }
     }
 
     /// Visible and in-flight record counts of a queue.
