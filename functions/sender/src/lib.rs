@@ -5,19 +5,24 @@
 //! pace, send, and settle (`sent` / `failed` / back to `queued`). A redelivered record finds
 //! the message already past `sending` and is acknowledged without a second send.
 
-use std::collections::HashMap;
+mod retry;
+
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anna_shared::aws::dynamo::DynamoStore;
-use anna_shared::aws::sqs::SendRecord;
+use anna_shared::aws::sqs::{SendRecord, SqsSendQueue};
 use anna_shared::config::{ConfigError, EnvReader, StoreConfig};
 use anna_shared::domain::dispatch::DispatchState;
 use anna_shared::domain::message::{MessageId, MessageRecord};
 use anna_shared::domain::phone::PhoneNumber;
 use anna_shared::error::Retryable;
-use anna_shared::ports::{Claim, DispatchStore, MessageStore, Settlement, StoreError, WhatsApp};
+use anna_shared::metrics::{MetricSet, Unit};
+use anna_shared::ports::{
+    Claim, DispatchStore, MessageStore, SendQueue, Settlement, StoreError, WhatsApp,
+};
 use anna_shared::whatsapp::client::{CloudApiConfig, SendError};
 use anna_shared::whatsapp::cloud::CloudWhatsApp;
 use anna_shared::whatsapp::errors::{ErrorClass, describe};
@@ -26,11 +31,16 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::{StreamExt, stream};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
+
+pub use retry::RetryPolicy;
 
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
     pub store: StoreConfig,
+    /// The queue this function consumes: retried records are delayed on it.
+    pub send_queue_url: String,
     pub cloud_api: CloudApiConfig,
     pub template_ttl: Duration,
     pub pacing: Pacing,
@@ -74,6 +84,7 @@ impl SenderConfig {
         let mut env = EnvReader::from_env();
         let config = Self {
             store: StoreConfig::read(&mut env),
+            send_queue_url: env.required("ANNA_SEND_QUEUE_URL"),
             cloud_api: anna_shared::config::read_cloud_api(&mut env),
             template_ttl: anna_shared::config::read_template_ttl(&mut env),
             pacing: Pacing {
@@ -88,23 +99,40 @@ impl SenderConfig {
     }
 }
 
-pub struct Sender<S, W> {
+pub struct Sender<S, W, Q> {
     pub store: S,
     pub whatsapp: W,
+    pub queue: Q,
     pub lease: Duration,
     pub max_attempts: u32,
     pub sends_in_flight: usize,
+    pub retry: RetryPolicy,
     /// Lives as long as the Lambda execution environment, so the pace holds across batches.
     pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// After a 130429 (the number's throughput reached), every later send of this
+    /// environment waits until this gate opens.
+    throttle: Arc<Mutex<Throttle>>,
 }
 
-pub type AwsSender = Sender<DynamoStore, CloudWhatsApp>;
+#[derive(Debug, Default)]
+struct Throttle {
+    open_at: Option<Instant>,
+    /// Consecutive 130429s: each doubles the wait, a successful send resets it.
+    strikes: u32,
+}
+
+/// First wait after a 130429; doubles per consecutive one, up to [`THROTTLE_MAX`].
+const THROTTLE_BASE: Duration = Duration::from_millis(500);
+const THROTTLE_MAX: Duration = Duration::from_secs(30);
+
+pub type AwsSender = Sender<DynamoStore, CloudWhatsApp, SqsSendQueue>;
 
 impl AwsSender {
     pub fn connect(sdk: &aws_config::SdkConfig, config: SenderConfig) -> anyhow::Result<Self> {
         Ok(Sender::new(
             DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.store),
             CloudWhatsApp::new(config.cloud_api, config.template_ttl)?,
+            SqsSendQueue::new(aws_sdk_sqs::Client::new(sdk), config.send_queue_url),
             &config.pacing,
             config.lease,
             config.max_attempts,
@@ -112,15 +140,62 @@ impl AwsSender {
     }
 }
 
-impl<S, W> Sender<S, W> {
-    pub fn new(store: S, whatsapp: W, pacing: &Pacing, lease: Duration, max_attempts: u32) -> Self {
+impl<S, W, Q> Sender<S, W, Q> {
+    pub fn new(
+        store: S,
+        whatsapp: W,
+        queue: Q,
+        pacing: &Pacing,
+        lease: Duration,
+        max_attempts: u32,
+    ) -> Self {
         Self {
             store,
             whatsapp,
+            queue,
             lease,
             max_attempts,
             sends_in_flight: pacing.sends_in_flight.max(1),
+            retry: RetryPolicy::default(),
             limiter: Arc::new(pacing.limiter()),
+            throttle: Arc::default(),
+        }
+    }
+
+    /// Waits for the throttle gate, then for the pace.
+    async fn ready_to_send(&self) {
+        loop {
+            let open_at = self.throttle.lock().await.open_at;
+            match open_at {
+                Some(at) if at > Instant::now() => tokio::time::sleep_until(at).await,
+                _ => break,
+            }
+        }
+        self.limiter.until_ready().await;
+    }
+
+    async fn throttled(&self) {
+        let mut throttle = self.throttle.lock().await;
+        // Sends already in flight when the gate closed report the same overload: they must
+        // not escalate it again, or one burst would close the gate for the maximum wait.
+        if throttle.open_at.is_some_and(|at| at > Instant::now()) {
+            return;
+        }
+        let wait = THROTTLE_BASE
+            .saturating_mul(1 << throttle.strikes.min(10))
+            .min(THROTTLE_MAX);
+        throttle.strikes = throttle.strikes.saturating_add(1);
+        throttle.open_at = Some(Instant::now() + wait);
+        warn!(
+            wait_ms = wait.as_millis() as u64,
+            "WhatsApp throughput limit (130429): slowing down"
+        );
+    }
+
+    async fn sent_fine(&self) {
+        let mut throttle = self.throttle.lock().await;
+        if throttle.strikes > 0 {
+            *throttle = Throttle::default();
         }
     }
 }
@@ -133,9 +208,10 @@ pub enum RecordError {
     Poison(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// WhatsApp answered with a retryable error; the message is `queued` again.
-    #[error("retry later: {0}")]
-    Retry(String),
+    /// WhatsApp answered with a retryable error; the message is `queued` again and its
+    /// record comes back after the backoff.
+    #[error("retry in {delay:?}: {reason}")]
+    Retry { reason: String, delay: Duration },
 }
 
 impl Retryable for RecordError {
@@ -143,7 +219,7 @@ impl Retryable for RecordError {
         match self {
             Self::Poison(_) => false,
             Self::Store(e) => e.is_retryable(),
-            Self::Retry(_) => true,
+            Self::Retry { .. } => true,
         }
     }
 }
@@ -154,19 +230,21 @@ type DispatchStates = Mutex<HashMap<String, Option<DispatchState>>>;
 
 /// Handles one batch from the send queue; records reported as failures come back after their
 /// visibility timeout.
-pub async fn handle<S, W>(sender: &Sender<S, W>, event: SqsEvent) -> SqsBatchResponse
+pub async fn handle<S, W, Q>(sender: &Sender<S, W, Q>, event: SqsEvent) -> SqsBatchResponse
 where
     S: DispatchStore + MessageStore,
     W: WhatsApp,
+    Q: SendQueue,
 {
     let states = DispatchStates::default();
+    let metrics = std::sync::Mutex::new(SendMetrics::default());
     let failures: Vec<BatchItemFailure> = stream::iter(event.records)
         .map(|record| {
-            let states = &states;
+            let (states, metrics) = (&states, &metrics);
             async move {
                 let record_id = record.message_id.clone().unwrap_or_default();
                 let span = info_span!("send_record", sqs_message_id = %record_id, message_id = tracing::field::Empty);
-                match handle_record(sender, states, &record).instrument(span).await {
+                match handle_record(sender, states, metrics, &record).instrument(span).await {
                     Ok(()) => None,
                     Err(e) => {
                         if matches!(e, RecordError::Poison(_)) {
@@ -185,19 +263,89 @@ where
         .filter_map(std::future::ready)
         .collect()
         .await;
+    metrics
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .emit();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
 }
 
-async fn handle_record<S, W>(
-    sender: &Sender<S, W>,
+/// What one batch did, emitted as one EMF line per invocation rather than one per message.
+#[derive(Debug, Default)]
+struct SendMetrics {
+    sent: u64,
+    retries: u64,
+    throttles: u64,
+    unknown_outcomes: u64,
+    skipped: u64,
+    released: u64,
+    latencies_ms: Vec<f64>,
+    /// Failures by WhatsApp error code, or by our reason where WhatsApp gave none.
+    failed: BTreeMap<String, u64>,
+}
+
+impl SendMetrics {
+    fn record(&mut self, attempt: &Attempt) {
+        if let Some(latency) = attempt.latency {
+            self.latencies_ms.push(latency.as_secs_f64() * 1000.0);
+        }
+        match &attempt.settlement {
+            Settlement::Sent { .. } => self.sent += 1,
+            Settlement::Failed {
+                reason_code,
+                error_code,
+                ..
+            } => {
+                let reason = error_code.map_or_else(|| reason_code.clone(), |c| c.to_string());
+                *self.failed.entry(reason).or_insert(0) += 1;
+            }
+            Settlement::Retry { error_code, .. } => {
+                self.retries += 1;
+                if *error_code == Some(130429) {
+                    self.throttles += 1;
+                }
+            }
+            Settlement::Skipped { .. } => self.skipped += 1,
+            Settlement::Release { .. } => self.released += 1,
+            Settlement::Unknown => self.unknown_outcomes += 1,
+        }
+    }
+
+    fn emit(self) {
+        let mut set = MetricSet::new().dimension("Function", "sender");
+        set.count("Sent", self.sent);
+        set.count("Failed", self.failed.values().sum());
+        set.count("Retries", self.retries);
+        set.count("Throttled", self.throttles);
+        set.count("UnknownOutcomes", self.unknown_outcomes);
+        set.count("Skipped", self.skipped);
+        set.count("ReleasedWhilePaused", self.released);
+        for latency in self.latencies_ms {
+            set.add("SendLatency", Unit::Milliseconds, latency);
+        }
+        set.emit();
+        for (reason, count) in self.failed {
+            let mut by_code = MetricSet::new()
+                .dimension("Function", "sender")
+                .dimension("ErrorCode", reason);
+            by_code.count("FailedByCode", count);
+            by_code.emit();
+        }
+    }
+}
+
+async fn handle_record<S, W, Q>(
+    sender: &Sender<S, W, Q>,
     states: &DispatchStates,
+    metrics: &std::sync::Mutex<SendMetrics>,
     record: &SqsMessage,
 ) -> Result<(), RecordError>
 where
     S: DispatchStore + MessageStore,
     W: WhatsApp,
+    Q: SendQueue,
 {
     let id = parse_record(record)?;
     tracing::Span::current().record("message_id", tracing::field::display(&id));
@@ -213,20 +361,52 @@ where
         }
         Claim::Missing => return Err(RecordError::Poison(format!("no message {id} in the store"))),
     };
-    let settlement = attempt(sender, states, &message).await?;
-    let retry = match &settlement {
-        Settlement::Retry { reason } => Some(reason.clone()),
-        _ => None,
-    };
+    let outcome = attempt(sender, states, &message).await?;
+    metrics
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .record(&outcome);
+    let Attempt {
+        settlement,
+        retry_in,
+        ..
+    } = outcome;
+    if settlement == Settlement::Unknown {
+        return Ok(());
+    }
     if !sender.store.settle(&message, &settlement).await? {
         warn!(
             "claim was no longer ours when settling; the outcome recorded by its new owner stands"
         );
         return Ok(());
     }
-    match retry {
-        Some(reason) => Err(RecordError::Retry(reason)),
-        None => Ok(()),
+    let (Settlement::Retry { reason, .. }, Some(delay)) = (settlement, retry_in) else {
+        return Ok(());
+    };
+    if let Some(handle) = record.receipt_handle.as_deref()
+        && let Err(e) = sender.queue.delay_record(handle, delay).await
+    {
+        // The record still comes back, after the queue's default visibility timeout.
+        warn!(error = %e, "could not delay the retried record");
+    }
+    Err(RecordError::Retry { reason, delay })
+}
+
+/// How a claimed message's attempt ended, and for a retry, how long to wait.
+struct Attempt {
+    settlement: Settlement,
+    retry_in: Option<Duration>,
+    /// How long WhatsApp took to answer, when it was called.
+    latency: Option<Duration>,
+}
+
+impl From<Settlement> for Attempt {
+    fn from(settlement: Settlement) -> Self {
+        Self {
+            settlement,
+            retry_in: None,
+            latency: None,
+        }
     }
 }
 
@@ -244,11 +424,11 @@ fn parse_record(record: &SqsMessage) -> Result<MessageId, RecordError> {
 }
 
 /// Decides and performs the attempt for a claimed message; returns how to settle it.
-async fn attempt<S, W>(
-    sender: &Sender<S, W>,
+async fn attempt<S, W, Q>(
+    sender: &Sender<S, W, Q>,
     states: &DispatchStates,
     message: &MessageRecord,
-) -> Result<Settlement, RecordError>
+) -> Result<Attempt, RecordError>
 where
     S: DispatchStore + MessageStore,
     W: WhatsApp,
@@ -273,13 +453,23 @@ where
             return Ok(Settlement::Skipped {
                 reason_code: "dispatch_failed".to_owned(),
                 reason: "the dispatch failed before this message was sent".to_owned(),
-            });
+            }
+            .into());
         }
         Some(DispatchState::Cancelled) => {
             return Ok(Settlement::Skipped {
                 reason_code: "cancelled".to_owned(),
                 reason: "the dispatch was cancelled before this message was sent".to_owned(),
-            });
+            }
+            .into());
+        }
+        // Stays queued and its record is acknowledged: resuming the dispatch queues every
+        // message still `queued` again, so nothing is lost and nothing is sent twice.
+        Some(DispatchState::Paused) => {
+            return Ok(Settlement::Release {
+                reason: "dispatch paused".to_owned(),
+            }
+            .into());
         }
         _ => {}
     }
@@ -293,7 +483,8 @@ where
             ),
             error_code: message.error_code,
             error_detail: message.error_detail.clone(),
-        });
+        }
+        .into());
     }
     let Some(phone) = message.phone.clone() else {
         return Ok(Settlement::Failed {
@@ -301,7 +492,8 @@ where
             reason: "the message has no phone number".to_owned(),
             error_code: None,
             error_detail: None,
-        });
+        }
+        .into());
     };
     let template = match sender
         .whatsapp
@@ -318,9 +510,10 @@ where
                 ),
                 error_code: None,
                 error_detail: None,
-            });
+            }
+            .into());
         }
-        Err(e) => return Ok(retry_or_fail(&e)),
+        Err(e) => return Ok(on_error(sender, states, message, &e).await),
     };
     let payload = template_message(
         &template,
@@ -328,35 +521,109 @@ where
         &message.variables,
         &message.id.to_string(),
     );
-    sender.limiter.until_ready().await;
-    match sender.whatsapp.send(&payload).await {
-        Ok(accepted) => Ok(Settlement::Sent {
-            wamid: accepted.wamid,
-            wa_id: accepted.wa_id,
-        }),
+    sender.ready_to_send().await;
+    let asked_at = std::time::Instant::now();
+    let answer = sender.whatsapp.send(&payload).await;
+    let latency = Some(asked_at.elapsed());
+    let mut outcome: Attempt = match answer {
+        Ok(accepted) => {
+            sender.sent_fine().await;
+            Settlement::Sent {
+                wamid: accepted.wamid,
+                wa_id: accepted.wa_id,
+            }
+            .into()
+        }
         Err(e) if e.is_unknown_outcome() => {
             // WhatsApp may have accepted it. Sending again could message the customer twice,
             // so the claim is left to expire and the review resolves it from the status
             // webhooks that echo our id (DESIGN.md section 5, "unknown outcome").
             warn!("no answer from WhatsApp in time; outcome unknown, left for the review");
-            Ok(Settlement::Unknown)
+            Settlement::Unknown.into()
         }
-        Err(e) => Ok(retry_or_fail(&e)),
-    }
+        Err(e) => on_error(sender, states, message, &e).await,
+    };
+    outcome.latency = latency;
+    Ok(outcome)
 }
 
-fn retry_or_fail(error: &SendError) -> Settlement {
-    match error.class() {
-        ErrorClass::Retry | ErrorClass::RetryRecipientLater => Settlement::Retry {
-            reason: error.detail(),
-        },
-        ErrorClass::Permanent | ErrorClass::PauseDispatch => Settlement::Failed {
+/// What a WhatsApp error means for this message (and, for account-level errors, for its
+/// whole dispatch). One table classifies the codes: `anna_shared::whatsapp::errors`.
+async fn on_error<S, W, Q>(
+    sender: &Sender<S, W, Q>,
+    states: &DispatchStates,
+    message: &MessageRecord,
+    error: &SendError,
+) -> Attempt
+where
+    S: DispatchStore + MessageStore,
+{
+    let class = error.class();
+    match class {
+        ErrorClass::Retry | ErrorClass::RetryRecipientLater => {
+            if error.code() == Some(130429) {
+                sender.throttled().await;
+            }
+            // Decided now rather than on the next delivery: the queue's maxReceiveCount may
+            // send that delivery to the DLQ, which would leave the message `queued` forever.
+            if message.attempts >= sender.max_attempts {
+                return Settlement::Failed {
+                    reason_code: "attempts_exhausted".to_owned(),
+                    reason: format!(
+                        "gave up after {} attempts; last error: {}",
+                        message.attempts,
+                        error.detail()
+                    ),
+                    error_code: error.code(),
+                    error_detail: Some(error.detail()),
+                }
+                .into();
+            }
+            Attempt {
+                settlement: Settlement::Retry {
+                    reason: error.detail(),
+                    error_code: error.code(),
+                },
+                retry_in: Some(sender.retry.delay(message.attempts, class, error.code())),
+                latency: None,
+            }
+        }
+        ErrorClass::PauseDispatch => {
+            let reason = format!(
+                "paused: WhatsApp error {} ({}); fix it and resume the dispatch",
+                error
+                    .code()
+                    .map_or_else(|| "?".to_owned(), |c| c.to_string()),
+                error.detail()
+            );
+            match sender
+                .store
+                .pause_dispatch(&message.id.dispatch_id, &reason)
+                .await
+            {
+                Ok(true) => error!(
+                    alarm = "dispatch_paused",
+                    dispatch_id = %message.id.dispatch_id,
+                    code = error.code(),
+                    "dispatch paused: further sends would fail the same way"
+                ),
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "could not pause the dispatch"),
+            }
+            states
+                .lock()
+                .await
+                .insert(message.id.dispatch_id.clone(), Some(DispatchState::Paused));
+            Settlement::Release { reason }.into()
+        }
+        ErrorClass::Permanent => Settlement::Failed {
             reason_code: "whatsapp_error".to_owned(),
             reason: error
                 .code()
                 .map_or_else(|| error.detail(), |code| describe(code).to_owned()),
             error_code: error.code(),
             error_detail: Some(error.detail()),
-        },
+        }
+        .into(),
     }
 }

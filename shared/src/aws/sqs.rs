@@ -123,6 +123,20 @@ impl SqsSendQueue {
 }
 
 impl SendQueue for SqsSendQueue {
+    async fn delay_record(&self, receipt_handle: &str, by: Duration) -> Result<(), QueueError> {
+        // Whole seconds, rounded up so a short backoff is not lost; SQS caps it at 12 hours.
+        let seconds = by.as_secs_f64().ceil().min(43_200.0) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| queue_error("ChangeMessageVisibility", e))
+    }
+
     async fn enqueue(&self, ids: &[MessageId]) -> Result<(), QueueError> {
         let chunks: Vec<Vec<MessageId>> = ids.chunks(BATCH_MAX).map(<[_]>::to_vec).collect();
         stream::iter(chunks)

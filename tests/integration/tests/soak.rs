@@ -1,0 +1,248 @@
+//! The short soak: a few hundred recipients across several dispatches while wa-sim injects
+//! server errors, lost answers, hangs, throttling and pair-rate refusals, SQS delivers records
+//! twice, and the sender is killed mid-batch. Afterwards every row must be in exactly one final
+//! state, no message may have reached WhatsApp twice, and the counters must agree with the
+//! messages.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anna_integration_tests::wa_sim::Faults;
+use anna_integration_tests::{Options, TestStack};
+use anna_local::runner::poll_once;
+use anna_sender::{Pacing, RetryPolicy};
+use anna_shared::aws::dynamo::now_rfc3339;
+use anna_shared::aws::sqs::SqsSendQueue;
+use anna_shared::delivery::{UnknownOutcomePolicy, resolve_expired_claims};
+use anna_shared::domain::message::{MessageId, MessageStatus};
+use anna_shared::ports::SendQueue;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+
+const LEASE: Duration = Duration::from_secs(2);
+
+/// Part of `make test`: a few hundred recipients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_soak_under_faults_loses_nothing_and_sends_nothing_twice() {
+    // wa-sim's limit well under what moto lets the harness reach, so 130429 really happens.
+    soak(3, 100, 300, 20).await;
+}
+
+/// `make soak`: at least 20,000 recipients (`ANNA_SOAK_RECIPIENTS` per dispatch, default
+/// 5,000, over four dispatches), paced at `ANNA_SOAK_RATE` (default 80) msg/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: run with `make soak`"]
+async fn long_soak() {
+    let number = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rate = number("ANNA_SOAK_RATE", 80) as u32;
+    let recipients = number("ANNA_SOAK_RECIPIENTS", 5_000);
+    soak(4, recipients, rate, (rate * 97 / 100).max(1)).await;
+}
+
+async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
+    let mut stack = TestStack::start_with(Options {
+        pacing: Pacing {
+            rate_per_second: rate,
+            max_concurrency: 1,
+            sends_in_flight: 10,
+        },
+        max_attempts: 10,
+        whatsapp_timeout: Duration::from_millis(400),
+        lease: LEASE,
+        ..Options::default()
+    })
+    .await;
+    stack.sender.retry = RetryPolicy {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(800),
+        pair_rate_wait: Duration::from_secs(1),
+    };
+    stack.sim.set_faults(Faults {
+        server_error_rate: 0.05,
+        hang_before_accept_rate: 0.01,
+        hang_after_accept_rate: 0.02,
+        hang_ms: Some(600),
+        throughput_per_second: Some(wa_limit),
+        pair_rate_error_rate: 0.02,
+        ..Faults::default()
+    });
+
+    let mut ids = Vec::new();
+    for d in 0..dispatches {
+        let mut csv = String::from("telefone;loja;nome;data\n");
+        for i in 0..recipients {
+            csv.push_str(&format!(
+                "551198{:07};Loja {d};Cliente {i};25/12/2026\n",
+                d * 10_000 + i
+            ));
+        }
+        let key = format!("inbox/boas_vindas/pt_BR/soak-{d}.csv");
+        ids.push(stack.put_file(&key, csv.into_bytes()).await);
+    }
+
+    let queue = SqsSendQueue::new(stack.sqs.clone(), stack.stack.send_queue_url.clone());
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut duplicates = 0;
+    for round in 0.. {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "soak did not settle"
+        );
+        let uploads = stack.pump_uploads().await;
+        let sends = if round % 6 == 5 {
+            // The sender dies mid-batch: nothing it received is deleted, claims it made stay
+            // `sending` until their lease expires.
+            kills += 1;
+            poll_once(
+                &stack.sqs,
+                &stack.stack.send_queue_url,
+                Duration::ZERO,
+                |event| async {
+                    let ids: Vec<String> = event
+                        .records
+                        .iter()
+                        .filter_map(|r| r.message_id.clone())
+                        .collect();
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(30),
+                        anna_sender::handle(&stack.sender, event),
+                    )
+                    .await;
+                    let mut response = SqsBatchResponse::default();
+                    response.batch_item_failures = ids
+                        .into_iter()
+                        .map(|id| {
+                            let mut failure = BatchItemFailure::default();
+                            failure.item_identifier = id;
+                            failure
+                        })
+                        .collect();
+                    response
+                },
+            )
+            .await
+            .expect("polling")
+        } else {
+            stack.pump_sends().await
+        };
+        if round % 4 == 3 {
+            // At-least-once delivery: some records arrive twice.
+            let sample: Vec<MessageId> = stack
+                .messages(&ids[round % dispatches])
+                .await
+                .into_iter()
+                .filter(|m| m.status != MessageStatus::Rejected)
+                .step_by(7)
+                .map(|m| m.id)
+                .collect();
+            duplicates += sample.len();
+            queue.enqueue(&sample).await.expect("enqueue duplicates");
+        }
+        if uploads + sends == 0 && round > 20 {
+            break;
+        }
+    }
+    stack.sim.set_faults(Faults::default());
+    stack.run_until_quiet(Duration::from_secs(120)).await;
+
+    // Claims left by killed senders and lost answers: resolved once their lease is over.
+    tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
+    let now = chrono::Utc::now();
+    let mut unknown = 0;
+    for id in &ids {
+        unknown += resolve_expired_claims(
+            &stack.store,
+            &queue,
+            id,
+            now,
+            Duration::ZERO,
+            UnknownOutcomePolicy::AtMostOnce,
+        )
+        .await
+        .expect("sweep");
+    }
+
+    let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut accepted_at = Vec::new();
+    for id in &ids {
+        let messages = stack.messages(id).await;
+        assert_eq!(messages.len(), recipients, "every row recorded in {id}");
+        let accepted = stack.sends_for(id);
+        accepted_at.extend(
+            accepted
+                .iter()
+                .filter_map(|s| s.accepted_at.parse::<chrono::DateTime<chrono::Utc>>().ok()),
+        );
+        let mut per_message: BTreeMap<String, usize> = BTreeMap::new();
+        for send in &accepted {
+            *per_message
+                .entry(send.biz_opaque_callback_data.clone().unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        assert!(
+            per_message.values().all(|n| *n == 1),
+            "a message reached WhatsApp twice in {id}: {per_message:?}"
+        );
+        for m in &messages {
+            assert!(
+                m.status.is_final() && m.status != MessageStatus::Sending,
+                "not final at {}: {m:?}",
+                now_rfc3339()
+            );
+            *totals.entry(m.status.as_str()).or_insert(0) += 1;
+            if m.status == MessageStatus::Sent {
+                let send = accepted
+                    .iter()
+                    .find(|s| Some(&s.wamid) == m.wamid.as_ref())
+                    .unwrap_or_else(|| panic!("sent without an accepted send: {m:?}"));
+                assert_eq!(
+                    send.biz_opaque_callback_data.as_deref(),
+                    Some(m.id.to_string().as_str())
+                );
+            }
+        }
+        let counted = stack.store.settled_counts(id).await.expect("counters");
+        for status in [MessageStatus::Sent, MessageStatus::Failed] {
+            let recorded = messages.iter().filter(|m| m.status == status).count() as i64;
+            assert_eq!(
+                counted.get(status.as_str()).copied().unwrap_or(0),
+                recorded,
+                "{status} counter of {id} disagrees with its messages"
+            );
+        }
+    }
+    let (achieved, busiest) = rates(&mut accepted_at);
+    println!(
+        "soak: {} recipients, {kills} sender kills, {duplicates} duplicate deliveries, \
+         {unknown} unknown outcomes resolved at-most-once; final states {totals:?}; \
+         configured {rate} msg/s (wa-sim limit {}), achieved {achieved:.1} msg/s, \
+         busiest second {busiest}",
+        dispatches * recipients,
+        wa_limit
+    );
+    assert!(totals.get("sent").copied().unwrap_or(0) > dispatches * recipients / 2);
+}
+
+/// Mean sends per second between the first and last accepted send, and the most sends that
+/// fell in any one-second window.
+fn rates(times: &mut [chrono::DateTime<chrono::Utc>]) -> (f64, usize) {
+    times.sort();
+    let (Some(first), Some(last)) = (times.first(), times.last()) else {
+        return (0.0, 0);
+    };
+    let span = (*last - *first).num_milliseconds().max(1) as f64 / 1000.0;
+    let mut busiest = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= chrono::Duration::seconds(1) {
+            start += 1;
+        }
+        busiest = busiest.max(end - start + 1);
+    }
+    (times.len() as f64 / span, busiest)
+}
