@@ -115,3 +115,24 @@ pub async fn poll_until<F, Fut>(
         }
     }
 }
+
+/// Runs the review every `every` until `shutdown` turns true: what the EventBridge schedule
+/// does on AWS (release scheduled dispatches, resolve what is stuck, complete what is done).
+pub async fn review_loop<W: anna_shared::ports::WhatsApp>(
+    review: anna_review::Review<W>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = anna_review::run(&review, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "review run failed; trying again next time");
+                }
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+}
