@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::faults::Faults;
+use crate::webhooks::WebhookConfig;
 
 /// The template fixtures shipped with the simulator (a JSON array of Graph template objects).
 pub const DEFAULT_TEMPLATES_JSON: &str = include_str!("../fixtures/templates.json");
@@ -30,6 +31,8 @@ pub struct SimConfig {
     pub not_on_whatsapp: HashSet<String>,
     /// Injected failures; none by default.
     pub faults: Faults,
+    /// Signed status webhooks after each accepted send; none unless a URL is set.
+    pub webhooks: WebhookConfig,
 }
 
 impl SimConfig {
@@ -44,6 +47,7 @@ impl SimConfig {
             latency: Duration::ZERO,
             not_on_whatsapp: HashSet::new(),
             faults: Faults::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }

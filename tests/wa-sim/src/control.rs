@@ -16,6 +16,7 @@ use crate::error::GraphError;
 use crate::faults::Faults;
 use crate::sends::AcceptedSend;
 use crate::state::SimState;
+use crate::webhooks::WebhookConfig;
 
 /// `GET /_sim/health` → `{"status":"ok"}`.
 pub async fn health() -> Response {
@@ -68,4 +69,20 @@ pub async fn put_faults(State(state): State<Arc<SimState>>, body: axum::body::By
     tracing::info!(?faults, "faults replaced");
     state.set_faults(faults.clone());
     Json(faults).into_response()
+}
+
+/// `GET /_sim/webhooks`: where and how status webhooks are posted.
+pub async fn get_webhooks(State(state): State<Arc<SimState>>) -> Response {
+    Json(state.webhooks()).into_response()
+}
+
+/// `PUT /_sim/webhooks` with a [`WebhookConfig`]: replaces it (unknown fields are refused).
+pub async fn put_webhooks(State(state): State<Arc<SimState>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<WebhookConfig>(&body) {
+        Ok(config) => {
+            state.set_webhooks(config.clone());
+            Json(config).into_response()
+        }
+        Err(e) => GraphError::invalid_parameter(format!("webhooks: {e}")).into_response(),
+    }
 }

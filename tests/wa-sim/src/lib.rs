@@ -46,9 +46,11 @@ mod sends;
 mod server;
 mod state;
 mod templates;
+mod webhooks;
 
 pub use config::{DEFAULT_TEMPLATES_JSON, SimConfig, default_templates, parse_templates};
 pub use error::GraphError;
 pub use faults::Faults;
 pub use sends::AcceptedSend;
 pub use server::SimServer;
+pub use webhooks::{WebhookConfig, signature};

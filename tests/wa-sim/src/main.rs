@@ -35,6 +35,12 @@ struct Args {
     not_on_whatsapp: Vec<String>,
     /// JSON file with Graph template objects (an array, or a whole message_templates
     /// answer) replacing the built-in fixtures.
+    /// Where to post signed status webhooks (e.g. http://127.0.0.1:3000/webhook).
+    #[arg(long, env = "WA_SIM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The app secret webhooks are signed with.
+    #[arg(long, env = "WA_SIM_APP_SECRET", default_value = "sim-app-secret")]
+    app_secret: String,
     /// Injected faults as JSON, e.g. '{"server_error_rate":0.05,"throughput_per_second":80}'.
     #[arg(long, env = "WA_SIM_FAULTS")]
     faults: Option<String>,
@@ -82,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
     config.phone_number_id = args.phone_number_id;
     config.display_phone_number = args.display_phone_number;
     config.latency = Duration::from_millis(args.latency_ms);
+    config.webhooks.url = args.webhook_url.clone();
+    config.webhooks.app_secret = args.app_secret.clone();
     if let Some(faults) = &args.faults {
         let faults: wa_sim::Faults =
             serde_json::from_str(faults).context("--faults is not a valid faults object")?;

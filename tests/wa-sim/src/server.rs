@@ -99,6 +99,11 @@ impl SimServer {
         self.state.sends()
     }
 
+    /// Replaces the status-webhook settings (like `PUT /_sim/webhooks`).
+    pub fn set_webhooks(&self, config: crate::webhooks::WebhookConfig) {
+        self.state.set_webhooks(config);
+    }
+
     /// Replaces the injected faults (like `PUT /_sim/faults`).
     pub fn set_faults(&self, faults: crate::faults::Faults) {
         self.state.set_faults(faults);
@@ -173,6 +178,10 @@ fn router(state: Arc<SimState>) -> Router {
             get(control::list_sends).delete(control::clear_sends),
         )
         .route("/_sim/health", get(control::health))
+        .route(
+            "/_sim/webhooks",
+            get(control::get_webhooks).put(control::put_webhooks),
+        )
         .route(
             "/_sim/faults",
             get(control::get_faults).put(control::put_faults),

@@ -10,6 +10,7 @@ use crate::faults::{FaultState, Faults, Verdict};
 use crate::phone;
 use crate::sends::AcceptedSend;
 use crate::templates::Catalog;
+use crate::webhooks::{self, WebhookConfig};
 
 pub struct SimState {
     pub access_token: String,
@@ -23,6 +24,8 @@ pub struct SimState {
     not_on_whatsapp: Mutex<HashSet<String>>,
     sends: Mutex<Vec<AcceptedSend>>,
     faults: Mutex<FaultState>,
+    webhooks: Mutex<WebhookConfig>,
+    http: reqwest::Client,
 }
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it: every critical
@@ -45,6 +48,8 @@ impl SimState {
             not_on_whatsapp: Mutex::new(normalise_numbers(config.not_on_whatsapp)),
             sends: Mutex::new(Vec::new()),
             faults: Mutex::new(FaultState::new(config.faults)),
+            webhooks: Mutex::new(config.webhooks),
+            http: reqwest::Client::new(),
         })
     }
 
@@ -84,8 +89,40 @@ impl SimState {
         lock(&self.faults).lose_answer()
     }
 
-    /// Records an accepted send. Later: this is where status webhooks get scheduled.
+    pub fn webhooks(&self) -> WebhookConfig {
+        lock(&self.webhooks).clone()
+    }
+
+    pub fn set_webhooks(&self, config: WebhookConfig) {
+        *lock(&self.webhooks) = config;
+    }
+
+    /// Records an accepted send and, when a webhook URL is set, schedules its signed status
+    /// webhooks (on the current runtime: the handler's).
     pub fn record(&self, send: AcceptedSend) {
+        let config = self.webhooks();
+        if let Some(url) = config.url.clone() {
+            let bodies: Vec<_> = webhooks::plan(&config)
+                .into_iter()
+                .map(|status| {
+                    webhooks::status_body(
+                        &self.waba_id,
+                        &self.phone_number_id,
+                        &self.display_phone_number,
+                        &send,
+                        status,
+                    )
+                })
+                .collect();
+            let http = self.http.clone();
+            let step = std::time::Duration::from_millis(config.step_ms);
+            tokio::spawn(async move {
+                for body in bodies {
+                    tokio::time::sleep(step).await;
+                    webhooks::post(&http, &url, &config.app_secret, &body).await;
+                }
+            });
+        }
         lock(&self.sends).push(send);
     }
 
