@@ -15,7 +15,7 @@ export ANNA_MOTO_SERVER := $(abspath $(MOTO))
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(MOTO):
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,92 @@ demo: up ## Run the whole pipeline on the example spreadsheets and print every r
 
 .PHONY: test
 test: tools ## Unit and integration tests (start their own moto and wa-sim on free ports)
+	@# The functions' binaries first: tests/integration/tests/infra.rs starts each of them.
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 
 .PHONY: lint
 lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# ---------------------------------------------------------------- deployment (infra/, README)
+# The infrastructure tools live in their own venvs (aws-sam-cli and checkov pin conflicting
+# boto3 versions), so `make test` never pays for them.
+INFRA_VENV := .venv-infra
+SAM_VENV := $(INFRA_VENV)/sam
+CHECKOV_VENV := $(INFRA_VENV)/checkov
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+CARGO_LAMBDA_VERSION := 1.9.2
+ZIGLANG_VERSION := 0.14.1
+CHECKOV_VERSION := 3.3.30
+SAM_TOOLS := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(CARGO_LAMBDA_VERSION)-$(ZIGLANG_VERSION)
+CHECKOV_TOOLS := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+TEMPLATE := infra/template.yaml
+# The Lambda binaries `make build` produces, one target/lambda/<binary>/bootstrap.zip each.
+FUNCTIONS ?= anna-upload anna-sender anna-api anna-review
+# arm64 (the template's default) or x86_64; must match the stack's Architecture parameter.
+ARCH ?= arm64
+LAMBDA_TARGET = $(if $(filter x86_64,$(ARCH)),x86_64-unknown-linux-gnu,aarch64-unknown-linux-gnu)
+# sam, cargo-lambda and zig (`python3 -m ziglang`) from the venv, ahead of anything global.
+INFRA_PATH := $(abspath $(SAM_VENV))/bin:$(PATH)
+
+$(SAM_TOOLS):
+	rm -rf $(SAM_VENV)
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		'aws-sam-cli==$(SAM_CLI_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)' \
+		'cargo-lambda==$(CARGO_LAMBDA_VERSION)' 'ziglang==$(ZIGLANG_VERSION)'
+	touch $@
+
+$(CHECKOV_TOOLS):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+.PHONY: tools-infra
+tools-infra: $(SAM_TOOLS) $(CHECKOV_TOOLS) ## Install sam, cfn-lint, checkov, cargo-lambda, zig into .venv-infra
+
+.PHONY: lint-infra
+lint-infra: $(SAM_TOOLS) $(CHECKOV_TOOLS) ## Validate infra/template.yaml: cfn-lint, sam validate --lint, checkov
+	$(SAM_VENV)/bin/cfn-lint $(TEMPLATE)
+	@# No credentials and no instance metadata: validation must not (and does not) call AWS.
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+		AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
+		bash -c '$(SAM_VENV)/bin/sam validate --region us-east-1 --template-file $(TEMPLATE) && \
+		$(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template-file $(TEMPLATE)'
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation \
+		--skip-download --file $(TEMPLATE)
+
+.PHONY: check-arch
+check-arch:
+	@case '$(ARCH)' in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(ARCH)'" >&2; exit 2 ;; esac
+	@triple=$(LAMBDA_TARGET); if [[ ! -d "$$(rustc --print sysroot)/lib/rustlib/$$triple" ]]; then \
+	  echo "The Rust standard library for $$triple is not installed." >&2; \
+	  echo "Run: rustup target add $$triple" >&2; \
+	  echo "(or build with ARCH=x86_64 and deploy with the Architecture parameter x86_64)" >&2; \
+	  exit 1; \
+	fi
+
+.PHONY: build
+build: check-arch $(SAM_TOOLS) ## Release builds for Lambda: target/lambda/<fn>/bootstrap.zip (ARCH=arm64|x86_64)
+	PATH='$(INFRA_PATH)' $(CARGO) lambda build --release --target $(LAMBDA_TARGET) \
+		--output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip; done
+
+.PHONY: deploy
+deploy: check-arch $(SAM_TOOLS) ## sam build + sam deploy (guided the first time; see README, Deployment)
+	@stored=$$(grep -o 'Architecture=\\"[a-z0-9_]*' infra/samconfig.toml | sed 's/.*"//' || true); \
+	if [[ -n "$$stored" && "$$stored" != '$(ARCH)' ]]; then \
+	  echo "infra/samconfig.toml deploys Architecture=$$stored: run make deploy ARCH=$$stored" >&2; \
+	  exit 1; \
+	fi
+	cd infra && PATH='$(INFRA_PATH)' SAM_CLI_TELEMETRY=0 \
+		sam build --parameter-overrides Architecture=$(ARCH)
+	cd infra && if grep -q '^parameter_overrides' samconfig.toml; then \
+	  PATH='$(INFRA_PATH)' SAM_CLI_TELEMETRY=0 sam deploy; \
+	else \
+	  PATH='$(INFRA_PATH)' SAM_CLI_TELEMETRY=0 sam deploy --guided --parameter-overrides Architecture=$(ARCH); \
+	fi
