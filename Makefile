@@ -43,8 +43,8 @@ demo: up ## Run the whole pipeline on the example spreadsheets and print every r
 .PHONY: test
 test: tools ## Unit and integration tests (start their own moto and wa-sim on free ports)
 	@# The functions' binaries first: tests/integration/tests/infra.rs starts each of them.
-	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 .PHONY: lint
 lint: ## Formatting and clippy, warnings as errors
