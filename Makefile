@@ -11,7 +11,8 @@ MOTO_VERSION := 5.2.5
 MOTO := $(VENV)/bin/moto_server
 CARGO ?= cargo
 
-export ANNA_MOTO_SERVER := $(abspath $(MOTO))
+# The launcher that serialises moto's DynamoDB requests (scripts/moto_server.py says why).
+export ANNA_MOTO_SERVER := $(abspath scripts/moto-server)
 
 .PHONY: help
 help: ## List the targets

@@ -56,11 +56,16 @@ pub fn moto_endpoint() -> &'static str {
 fn start_moto() -> String {
     let binary = std::env::var_os("ANNA_MOTO_SERVER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"));
+        .unwrap_or_else(|| workspace_root().join("scripts/moto-server"));
+    let installed = if binary.ends_with("scripts/moto-server") {
+        workspace_root().join(".venv/bin/moto_server")
+    } else {
+        binary.clone()
+    };
     assert!(
-        binary.exists(),
+        installed.exists(),
         "moto_server not found at {}: run the tests with `make test`, which installs it",
-        binary.display()
+        installed.display()
     );
     let port = free_port();
     let (started, ready) = std::sync::mpsc::channel();
