@@ -132,3 +132,14 @@ deploy: check-arch $(SAM_TOOLS) ## sam build + sam deploy (guided the first time
 	else \
 	  PATH='$(INFRA_PATH)' SAM_CLI_TELEMETRY=0 sam deploy --guided --parameter-overrides Architecture=$(ARCH); \
 	fi
+
+# ---------------------------------------------------------------- measurements
+.PHONY: bench
+bench: tools ## Benchmarks against the targets (docs/performance.md): prints a table, writes target/bench/results.json
+	@# Release builds: the figures are of the code Lambda runs, and cold start times the functions' own binaries.
+	$(CARGO) build --release --quiet --bin anna-bench --bin anna-upload --bin anna-sender --bin anna-api --bin anna-review
+	target/release/anna-bench run $(BENCH_ARGS)
+
+.PHONY: soak
+soak: tools ## The long fault-injection soak: 20,000 recipients (ANNA_SOAK_RECIPIENTS per dispatch × 4, ANNA_SOAK_RATE msg/s)
+	$(CARGO) test --release -p anna-integration-tests --test soak -- --ignored --nocapture long_soak

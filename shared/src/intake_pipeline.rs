@@ -9,12 +9,13 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::aws::dynamo::now_rfc3339;
-use crate::domain::dispatch::{Dispatch, IntakeSummary};
+use crate::domain::dispatch::{Dispatch, DispatchSource, IntakeSummary};
 use crate::domain::intake::{Intake, IntakeOptions, RejectedRow, RowOutcome};
 use crate::domain::message::{MessageId, MessageRecord, MessageStatus};
 use crate::domain::phone::mask_phone;
 use crate::domain::template::Template;
 use crate::error::Retryable;
+use crate::metrics::MetricSet;
 use crate::ports::{MessageStore, QueueError, SendQueue, StoreError, WriteMode};
 use crate::sheet::SheetRow;
 
@@ -137,6 +138,16 @@ where
     recorded.summary.accepted = accepted;
     recorded.summary.rejected = rejected;
     recorded.summary.columns = intake.columns().to_vec();
+    let mut set = MetricSet::new().dimension(
+        "Source",
+        match dispatch.source {
+            DispatchSource::Upload { .. } => "upload",
+            DispatchSource::Api => "api",
+        },
+    );
+    set.count("IntakeAccepted", u64::from(accepted));
+    set.count("IntakeRejected", u64::from(rejected));
+    set.emit();
     Ok(Ok(recorded))
 }
 

@@ -4,8 +4,11 @@
 //! Dimensions are kept to a bounded set (function name, error code, finding): never phone
 //! numbers or message ids, which would create a metric per customer.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::{Mutex, OnceLock};
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 pub const NAMESPACE: &str = "anna-notify";
@@ -96,7 +99,8 @@ impl MetricSet {
         Value::Object(document)
     }
 
-    /// Writes the document as one line on stdout (nothing when there is nothing to say).
+    /// Writes the document as one line on stdout (nothing when there is nothing to say), and
+    /// adds it to this process's totals where they are kept ([`keep_totals`]).
     pub fn emit(&self) {
         if self.is_empty() {
             return;
@@ -107,7 +111,60 @@ impl MetricSet {
         let mut out = std::io::stdout().lock();
         // Metrics must never fail the work they describe.
         let _ = writeln!(out, "{line}");
+        drop(out);
+        if let Some(totals) = TOTALS.get() {
+            let mut totals = totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let dimensions: BTreeMap<String, String> = self.dimensions.iter().cloned().collect();
+            for (name, unit, values) in &self.metrics {
+                let total = totals
+                    .entry((name.clone(), dimensions.clone()))
+                    .or_insert_with(|| MetricTotal {
+                        name: name.clone(),
+                        unit: unit.as_str(),
+                        dimensions: dimensions.clone(),
+                        samples: 0,
+                        sum: 0.0,
+                        max: f64::MIN,
+                    });
+                for value in values {
+                    total.samples += 1;
+                    total.sum += value;
+                    total.max = total.max.max(*value);
+                }
+            }
+        }
     }
+}
+
+/// Everything one metric (under one set of dimension values) added up since the process
+/// started: what CloudWatch would show, for the local stack where there is no CloudWatch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricTotal {
+    pub name: String,
+    pub unit: &'static str,
+    pub dimensions: BTreeMap<String, String>,
+    /// Values emitted (a count metric emits one per batch or run).
+    pub samples: u64,
+    pub sum: f64,
+    pub max: f64,
+}
+
+type TotalsByKey = BTreeMap<(String, BTreeMap<String, String>), MetricTotal>;
+
+static TOTALS: OnceLock<Mutex<TotalsByKey>> = OnceLock::new();
+
+/// From now on every emitted metric is also added up in this process. The local stack turns
+/// it on (one process runs every function there); on Lambda the EMF lines are the record and
+/// CloudWatch adds them up, so nothing is kept.
+pub fn keep_totals() {
+    TOTALS.get_or_init(Mutex::default);
+}
+
+/// The totals so far, by name and dimensions; `None` where they are not kept.
+pub fn totals() -> Option<Vec<MetricTotal>> {
+    let totals = TOTALS.get()?;
+    let totals = totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some(totals.values().cloned().collect())
 }
 
 #[cfg(test)]
@@ -134,6 +191,26 @@ mod tests {
         assert_eq!(doc["Sent"], json!(3.0));
         assert_eq!(doc["SendLatency"], json!([120.0, 80.0]));
         assert!(doc.get("Failed").is_none(), "zero counts are left out");
+    }
+
+    #[test]
+    fn kept_totals_add_up_every_emitted_value() {
+        keep_totals();
+        let name = "TotalsTestSends";
+        for values in [[3.0, 4.0], [5.0, 1.0]] {
+            let mut set = MetricSet::new().dimension("Function", "totals-test");
+            for value in values {
+                set.add(name, Unit::Count, value);
+            }
+            set.emit();
+        }
+        let totals = totals().expect("kept");
+        let total = totals
+            .iter()
+            .find(|t| t.name == name)
+            .expect("the metric is totalled");
+        assert_eq!((total.samples, total.sum, total.max), (4, 13.0, 5.0));
+        assert_eq!(total.dimensions["Function"], "totals-test");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod context;
 pub mod cursor;
 pub mod dispatches;
+pub mod metrics;
 pub mod problem;
 pub mod recipients;
 pub mod sheets;
@@ -180,7 +181,8 @@ fn routes(auth: Option<SharedContext>) -> OpenApiRouter<SharedContext> {
         .routes(routes!(dispatches::report))
         .routes(routes!(dispatches::cancel_dispatch))
         .routes(routes!(dispatches::resume_dispatch))
-        .routes(routes!(uploads::create_upload));
+        .routes(routes!(uploads::create_upload))
+        .routes(routes!(metrics::metrics));
     if let Some(ctx) = auth {
         v1 = v1.route_layer(middleware::from_fn_with_state(ctx, require_api_key));
     }

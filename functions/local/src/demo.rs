@@ -157,3 +157,69 @@ pub fn totals(messages: &[MessageRecord]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The runner's `GET /v1/metrics`, as the lines `make demo` prints: what the CloudWatch
+/// dashboard would show on AWS.
+pub async fn fetch_metrics(api: &str, key: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::new()
+        .get(format!("{api}/v1/metrics"))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?
+        .error_for_status()?;
+    let body: serde_json::Value = response.json().await?;
+    Ok(render_metrics(&body))
+}
+
+fn render_metrics(body: &serde_json::Value) -> String {
+    let mut lines: Vec<String> = body["metrics"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|metric| {
+            let dimensions = metric["dimensions"]
+                .as_object()
+                .map(|d| {
+                    d.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let name = metric["name"].as_str().unwrap_or_default();
+            let sum = metric["sum"].as_f64().unwrap_or_default();
+            match metric["unit"].as_str() {
+                Some("Count") => format!("  {name:<22} {dimensions:<34} {sum:>10.0}"),
+                unit => {
+                    let samples = metric["samples"].as_f64().unwrap_or(1.0).max(1.0);
+                    let max = metric["max"].as_f64().unwrap_or_default();
+                    format!(
+                        "  {name:<22} {dimensions:<34} {:>10.1} mean, {max:.1} max {}",
+                        sum / samples,
+                        unit.unwrap_or_default()
+                    )
+                }
+            }
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_counts_as_sums_and_timings_as_means() {
+        let body = serde_json::json!({"metrics": [
+            {"name": "Sent", "unit": "Count", "dimensions": {"Function": "sender"}, "samples": 2, "sum": 7.0, "max": 4.0},
+            {"name": "SendLatency", "unit": "Milliseconds", "dimensions": {"Function": "sender"}, "samples": 4, "sum": 100.0, "max": 40.0},
+        ]});
+        let text = render_metrics(&body);
+        assert!(text.contains("Sent") && text.contains("         7"), "{text}");
+        assert!(text.contains("25.0 mean, 40.0 max Milliseconds"), "{text}");
+    }
+}

@@ -96,6 +96,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(sdk: &aws_config::SdkConfig) -> anyhow::Result<()> {
+    // Every function runs in this process: GET /v1/metrics shows what CloudWatch would.
+    anna_shared::metrics::keep_totals();
     let mut env = EnvReader::from_env();
     let upload_queue = env.required("ANNA_UPLOAD_QUEUE_URL");
     let listen = env.or("ANNA_API_LISTEN", anna_local::api::DEFAULT_LISTEN);
@@ -173,6 +175,17 @@ async fn run_demo(
     let mut env = EnvReader::from_env();
     let bucket = env.required("ANNA_UPLOAD_BUCKET");
     let store_config = StoreConfig::read(&mut env);
+    let api = format!(
+        "http://{}",
+        env.or("ANNA_API_LISTEN", anna_local::api::DEFAULT_LISTEN)
+    );
+    let api_key = env
+        .or("ANNA_API_KEYS", "")
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     env.finish()?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &store_config);
     let s3 = anna_shared::aws::s3_client(sdk);
@@ -223,5 +236,9 @@ async fn run_demo(
         report.requeued_stuck,
         report.flagged_undelivered
     );
+    match demo::fetch_metrics(&api, &api_key).await {
+        Ok(lines) => println!("\nmetrics of the local stack (GET {api}/v1/metrics):\n{lines}"),
+        Err(e) => println!("\nmetrics: could not read {api}/v1/metrics: {e}"),
+    }
     Ok(())
 }

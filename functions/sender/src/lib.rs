@@ -601,12 +601,19 @@ where
                 .pause_dispatch(&message.id.dispatch_id, &reason)
                 .await
             {
-                Ok(true) => error!(
-                    alarm = "dispatch_paused",
-                    dispatch_id = %message.id.dispatch_id,
-                    code = error.code(),
-                    "dispatch paused: further sends would fail the same way"
-                ),
+                Ok(true) => {
+                    error!(
+                        alarm = "dispatch_paused",
+                        dispatch_id = %message.id.dispatch_id,
+                        code = error.code(),
+                        "dispatch paused: further sends would fail the same way"
+                    );
+                    // One series, so one alarm covers every cause; the code is in the log
+                    // line above and in the dispatch's reason.
+                    let mut set = MetricSet::new().dimension("Function", "sender");
+                    set.count("DispatchesPaused", 1);
+                    set.emit();
+                }
                 Ok(false) => {}
                 Err(e) => warn!(error = %e, "could not pause the dispatch"),
             }

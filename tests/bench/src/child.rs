@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -18,13 +17,11 @@ pub struct ChildRun<T> {
     pub result: T,
     /// Peak resident set of the child, in bytes.
     pub peak_rss: u64,
-    pub wall_seconds: f64,
 }
 
 /// Runs `anna-bench child <args…>` and reads its result.
 pub fn run<T: DeserializeOwned>(args: &[String]) -> anyhow::Result<ChildRun<T>> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
-    let started = Instant::now();
     let mut child = Command::new(exe)
         .arg("child")
         .args(args)
@@ -49,7 +46,6 @@ pub fn run<T: DeserializeOwned>(args: &[String]) -> anyhow::Result<ChildRun<T>> 
     if waited != pid {
         bail!("wait4 on the bench child: {}", std::io::Error::last_os_error());
     }
-    let wall_seconds = started.elapsed().as_secs_f64();
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("bench child {args:?} failed (wait status {status}); its output:\n{stdout}");
     }
@@ -62,7 +58,6 @@ pub fn run<T: DeserializeOwned>(args: &[String]) -> anyhow::Result<ChildRun<T>> 
         result,
         // Linux reports ru_maxrss in KiB.
         peak_rss: (usage.ru_maxrss.max(0) as u64) * 1024,
-        wall_seconds,
     })
 }
 

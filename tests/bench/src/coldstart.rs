@@ -46,10 +46,19 @@ pub fn functions() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
         ("WA_VERIFY_TOKEN", "bench-verify"),
     ];
     api.extend(whatsapp);
+    let mut review = vec![
+        ("ANNA_TABLE", "anna"),
+        (
+            "ANNA_SEND_QUEUE_URL",
+            "http://127.0.0.1:9/000000000000/anna-send",
+        ),
+    ];
+    review.extend(whatsapp);
     vec![
         ("anna-upload", upload),
         ("anna-sender", sender),
         ("anna-api", api),
+        ("anna-review", review),
     ]
 }
 

@@ -509,8 +509,8 @@ fn check_intake(outcome: &intake::Outcome, data_rows: usize) -> anyhow::Result<(
 }
 
 /// The pacing configurations: given on the command line, or for each of 80, 500 and 1,000
-/// msg/s the sender's defaults (2 invocations, 10 sends in flight) with batches of 10 (the
-/// SQS event source's default batch size).
+/// msg/s what the SAM template deploys (its `Throughput` mapping: the event source's maximum
+/// concurrency and batch size) with the sender's default of 10 sends in flight.
 fn pacing_configs(given: &[String], seconds: u32) -> anyhow::Result<Vec<pacing::PacingConfig>> {
     let parse = |spec: &String| -> anyhow::Result<pacing::PacingConfig> {
         let parts: Vec<&str> = spec.split(':').collect();
@@ -528,13 +528,14 @@ fn pacing_configs(given: &[String], seconds: u32) -> anyhow::Result<Vec<pacing::
         })
     };
     if given.is_empty() {
-        return Ok([80, 500, 1000]
+        // infra/template.yaml, Mappings.Throughput: rate → (MaximumConcurrency, BatchSize).
+        return Ok([(80, 4, 20), (500, 20, 25), (1000, 40, 25)]
             .into_iter()
-            .map(|rate| pacing::PacingConfig {
+            .map(|(rate, concurrency, batch)| pacing::PacingConfig {
                 rate,
-                concurrency: 2,
+                concurrency,
                 sends_in_flight: 10,
-                batch: 10,
+                batch,
                 latency_ms: 150,
                 seconds,
             })

@@ -1093,3 +1093,58 @@ async fn health_and_openapi_over_http() {
     assert_eq!(document["openapi"], "3.1.0");
     assert!(document["paths"]["/v1/dispatches/{id}/report"]["get"].is_object());
 }
+
+/// The metrics the handlers emit, added up where the local stack keeps them (`anna-local
+/// run` does): what CloudWatch would show. Other tests of this binary emit too, so the
+/// figures are at least this test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_add_up_what_the_functions_emitted() {
+    let stack = TestStack::start().await;
+    let api = ApiServer::start(&stack).await;
+
+    // Not kept (as on Lambda): the answer says where the metrics are.
+    if anna_shared::metrics::totals().is_none() {
+        let body = api.get_json("/v1/metrics", 404).await;
+        assert_eq!(problem_type(&body), "metrics-not-kept");
+        assert!(body["detail"].as_str().unwrap_or("").contains("CloudWatch"));
+    }
+    anna_shared::metrics::keep_totals();
+
+    let accepted = api
+        .post_json(
+            "/v1/dispatches",
+            &send_request(vec![
+                boas_vindas(&phone(601), "Ana"),
+                boas_vindas(&phone(602), "Bia"),
+                boas_vindas("12345", "Caio"),
+            ]),
+            202,
+        )
+        .await;
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    stack.run_until_quiet(QUIET).await;
+    assert_eq!(stack.sends_for(&id).len(), 2);
+
+    let body = api.get_json("/v1/metrics", 200).await;
+    assert_eq!(body["namespace"], "anna-notify");
+    let sum = |name: &str, dimension: (&str, &str)| -> f64 {
+        body["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter(|m| m["name"] == name && m["dimensions"][dimension.0] == dimension.1)
+            .map(|m| m["sum"].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    assert!(sum("IntakeAccepted", ("Source", "api")) >= 2.0, "{body}");
+    assert!(sum("IntakeRejected", ("Source", "api")) >= 1.0, "{body}");
+    assert!(sum("Sent", ("Function", "sender")) >= 2.0, "{body}");
+    let names: Vec<&str> = body["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(names.contains(&"SendLatency"), "{names:?}");
+    api.shutdown().await;
+}

@@ -86,12 +86,15 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
 
     let queue = SqsSendQueue::new(stack.sqs.clone(), stack.stack.send_queue_url.clone());
     let started = Instant::now();
+    // Twice the time the configured pace needs, and four minutes at least.
+    let settle_within =
+        Duration::from_secs((2 * dispatches * recipients / rate.max(1) as usize).max(240) as u64);
     let mut kills = 0;
     let mut duplicates = 0;
     for round in 0.. {
         assert!(
-            started.elapsed() < Duration::from_secs(240),
-            "soak did not settle"
+            started.elapsed() < settle_within,
+            "soak did not settle within {settle_within:?}"
         );
         let uploads = stack.pump_uploads().await;
         let sends = if round % 6 == 5 {
