@@ -113,7 +113,9 @@ impl MetricSet {
         let _ = writeln!(out, "{line}");
         drop(out);
         if let Some(totals) = TOTALS.get() {
-            let mut totals = totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut totals = totals
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let dimensions: BTreeMap<String, String> = self.dimensions.iter().cloned().collect();
             for (name, unit, values) in &self.metrics {
                 let total = totals
@@ -163,7 +165,9 @@ pub fn keep_totals() {
 /// The totals so far, by name and dimensions; `None` where they are not kept.
 pub fn totals() -> Option<Vec<MetricTotal>> {
     let totals = TOTALS.get()?;
-    let totals = totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let totals = totals
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     Some(totals.values().cloned().collect())
 }
 

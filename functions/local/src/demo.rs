@@ -219,7 +219,10 @@ mod tests {
             {"name": "SendLatency", "unit": "Milliseconds", "dimensions": {"Function": "sender"}, "samples": 4, "sum": 100.0, "max": 40.0},
         ]});
         let text = render_metrics(&body);
-        assert!(text.contains("Sent") && text.contains("         7"), "{text}");
+        assert!(
+            text.contains("Sent") && text.contains("         7"),
+            "{text}"
+        );
         assert!(text.contains("25.0 mean, 40.0 max Milliseconds"), "{text}");
     }
 }

@@ -44,7 +44,10 @@ pub fn run<T: DeserializeOwned>(args: &[String]) -> anyhow::Result<ChildRun<T>> 
     // SAFETY: `pid` is our own child, not yet waited for; both pointers are valid for writes.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if waited != pid {
-        bail!("wait4 on the bench child: {}", std::io::Error::last_os_error());
+        bail!(
+            "wait4 on the bench child: {}",
+            std::io::Error::last_os_error()
+        );
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("bench child {args:?} failed (wait status {status}); its output:\n{stdout}");

@@ -73,7 +73,10 @@ pub struct ColdStart {
 /// Where the release binaries are: beside this (release) bench binary.
 pub fn binary_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    Ok(exe.parent().context("bench binary has no directory")?.to_path_buf())
+    Ok(exe
+        .parent()
+        .context("bench binary has no directory")?
+        .to_path_buf())
 }
 
 pub fn measure(

@@ -26,14 +26,48 @@ const DDDS: [u32; 16] = [
     11, 21, 31, 41, 51, 61, 71, 81, 91, 19, 27, 48, 85, 62, 98, 34,
 ];
 const FIRST: [&str; 20] = [
-    "Maria", "José", "Ana", "João", "Antônio", "Francisca", "Conceição", "Luís", "Cecília",
-    "Sebastião", "Fátima", "André", "Letícia", "Márcio", "Inês", "Raimundo", "Lúcia", "Vitória",
-    "Caio", "Érica",
+    "Maria",
+    "José",
+    "Ana",
+    "João",
+    "Antônio",
+    "Francisca",
+    "Conceição",
+    "Luís",
+    "Cecília",
+    "Sebastião",
+    "Fátima",
+    "André",
+    "Letícia",
+    "Márcio",
+    "Inês",
+    "Raimundo",
+    "Lúcia",
+    "Vitória",
+    "Caio",
+    "Érica",
 ];
 const LAST: [&str; 20] = [
-    "da Silva", "dos Santos", "Araújo", "Gonçalves", "Conceição", "Simões", "Magalhães",
-    "Brandão", "Assunção", "Falcão", "Pereira", "Lima", "Gomes", "Ribeiro", "Monção", "Sá",
-    "Leão", "Damião", "Carvalho", "Guimarães",
+    "da Silva",
+    "dos Santos",
+    "Araújo",
+    "Gonçalves",
+    "Conceição",
+    "Simões",
+    "Magalhães",
+    "Brandão",
+    "Assunção",
+    "Falcão",
+    "Pereira",
+    "Lima",
+    "Gomes",
+    "Ribeiro",
+    "Monção",
+    "Sá",
+    "Leão",
+    "Damião",
+    "Carvalho",
+    "Guimarães",
 ];
 
 /// The phone cell of data row `i` (0-based).
@@ -63,7 +97,11 @@ pub fn phone(i: usize) -> PhoneCell {
 }
 
 pub fn name(i: usize) -> String {
-    format!("{} {}", FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()])
+    format!(
+        "{} {}",
+        FIRST[i % FIRST.len()],
+        LAST[(i / FIRST.len()) % LAST.len()]
+    )
 }
 
 /// (year, month, day) of the appointment.
@@ -82,7 +120,11 @@ pub fn expected_rejected(data_rows: usize) -> usize {
         .count()
 }
 
-fn cached(dir: &Path, name: &str, write: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<PathBuf> {
+fn cached(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     if path.exists() {
         return Ok(path);
@@ -152,7 +194,12 @@ pub fn xlsx(dir: &Path, data_rows: usize) -> anyhow::Result<PathBuf> {
             };
             sheet.write_string(row, 1, name(i))?;
             let (y, m, d) = date(i);
-            sheet.write_datetime_with_format(row, 2, ExcelDateTime::from_ymd(y, m, d)?, &date_format)?;
+            sheet.write_datetime_with_format(
+                row,
+                2,
+                ExcelDateTime::from_ymd(y, m, d)?,
+                &date_format,
+            )?;
             sheet.write_string(row, 3, time(i))?;
         }
         workbook.save(path)?;

@@ -363,6 +363,9 @@ fn tracing_failure(response: &SqsBatchResponse) {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct StatusOutcome {
+    /// Per request, milliseconds: `GET /v1/dispatches/{id}` through the API's router (key
+    /// check, store reads, JSON), against moto.
+    pub api_ms: Vec<f64>,
     /// Per read, milliseconds: the dispatch item and its settled counters, read concurrently.
     pub moto_ms: Vec<f64>,
     /// The same read on the in-memory store: our code alone.
@@ -388,7 +391,10 @@ pub async fn status(messages: u32, reads: usize) -> anyhow::Result<StatusOutcome
     store.create_dispatch(&dispatch).await?;
     let rejected = messages / 200;
     let summary = IntakeSummary {
-        columns: crate::inputs::HEADER.iter().map(|s| (*s).to_owned()).collect(),
+        columns: crate::inputs::HEADER
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         rows: messages,
         accepted: messages - rejected,
         rejected,
@@ -436,6 +442,50 @@ pub async fn status(messages: u32, reads: usize) -> anyhow::Result<StatusOutcome
         sent + failed
     );
 
+    // The same through the API's router, as API Gateway hands it a request: what the
+    // server spends on the answer (the network in front of it aside).
+    let api_env: std::collections::HashMap<String, String> = [
+        ("ANNA_TABLE", env.stack.names.table.clone()),
+        ("ANNA_SEND_QUEUE_URL", env.stack.send_queue_url.clone()),
+        ("ANNA_UPLOAD_BUCKET", env.stack.names.bucket.clone()),
+        ("ANNA_API_KEYS", "bench-key".to_owned()),
+        ("WA_API_BASE_URL", env.sim.base_url()),
+        ("WA_PHONE_NUMBER_ID", env.sim.phone_number_id().to_owned()),
+        ("WA_WABA_ID", env.sim.waba_id().to_owned()),
+        ("WA_ACCESS_TOKEN", env.sim.access_token().to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = anna_api::ApiConfig::read(anna_shared::config::EnvReader::from_map(api_env))
+        .map_err(|e| anyhow::anyhow!("api configuration: {e}"))?;
+    let router = anna_api::router(std::sync::Arc::new(anna_api::ApiContext::connect(
+        &env.sdk, config,
+    )?));
+    let request = || {
+        axum::http::Request::get(format!("/v1/dispatches/{id}"))
+            .header("authorization", "Bearer bench-key")
+            .body(axum::body::Body::empty())
+    };
+    for i in 0..=reads {
+        use tower::ServiceExt;
+        let started = Instant::now();
+        let response = router.clone().oneshot(request()?).await?;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        let elapsed = started.elapsed().as_secs_f64() * 1e3;
+        ensure!(status.is_success(), "GET /v1/dispatches/{id}: {status}");
+        let body: serde_json::Value = serde_json::from_slice(&body)?;
+        ensure!(
+            body["totals"]["sent"].as_i64() == Some(sent),
+            "the API's totals are not the counters': {body}"
+        );
+        // The first opens the connection, as a warm function has it open.
+        if i > 0 {
+            outcome.api_ms.push(elapsed);
+        }
+    }
+
     let memory = MemStore::keeping();
     let mut in_memory = dispatch.clone();
     in_memory.state = DispatchState::Sending;
@@ -446,8 +496,13 @@ pub async fn status(messages: u32, reads: usize) -> anyhow::Result<StatusOutcome
         let started = Instant::now();
         let dispatch = memory.get_dispatch(&id).await?;
         let counts = memory.settled_counts(&id);
-        outcome.memory_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        ensure!(dispatch.is_some() && !counts.is_empty(), "in-memory read failed");
+        outcome
+            .memory_ms
+            .push(started.elapsed().as_secs_f64() * 1e3);
+        ensure!(
+            dispatch.is_some() && !counts.is_empty(),
+            "in-memory read failed"
+        );
     }
     env.sim.shutdown().await;
     Ok(outcome)
