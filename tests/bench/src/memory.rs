@@ -12,8 +12,8 @@ use anna_shared::domain::dispatch::{Dispatch, DispatchState, IntakeSummary};
 use anna_shared::domain::message::{MessageId, MessageRecord, MessageStatus};
 use anna_shared::domain::template::Template;
 use anna_shared::ports::{
-    Claim, Created, DispatchStore, MessageStore, ObjectError, ObjectStore, QueueError,
-    SendQueue, Settlement, StoreError, StoredObject, WhatsApp, WriteMode,
+    Claim, Created, DispatchStore, MessageStore, ObjectError, ObjectStore, OptOut, OptOutStore,
+    QueueError, SendQueue, Settlement, StoreError, StoredObject, WhatsApp, WriteMode,
 };
 use anna_shared::whatsapp::client::{SendAccepted, SendError};
 use chrono::{SecondsFormat, Utc};
@@ -151,6 +151,17 @@ impl DispatchStore for MemStore {
     }
 }
 
+/// Nobody in a benchmark has opted out; the in-memory check answers at once.
+impl OptOutStore for MemStore {
+    async fn is_opted_out(&self, _phone: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn add_opt_out(&self, _opt_out: &OptOut) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}
+
 impl MessageStore for MemStore {
     async fn put_messages(
         &self,
@@ -187,8 +198,8 @@ impl MessageStore for MemStore {
         match message.status {
             MessageStatus::Queued => {
                 let at = Utc::now();
-                let until = at
-                    + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+                let until =
+                    at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
                 message.status = MessageStatus::Sending;
                 message.attempts += 1;
                 message.lease_until = Some(until.to_rfc3339_opts(SecondsFormat::Millis, true));
@@ -415,7 +426,9 @@ impl StaticWhatsApp {
 
 impl WhatsApp for StaticWhatsApp {
     async fn send(&self, _payload: &serde_json::Value) -> Result<SendAccepted, SendError> {
-        Err(SendError::Connect("intake benchmarks send nothing".to_owned()))
+        Err(SendError::Connect(
+            "intake benchmarks send nothing".to_owned(),
+        ))
     }
 
     async fn template(&self, name: &str, language: &str) -> Result<Option<Template>, SendError> {
