@@ -61,6 +61,7 @@ impl ApiServer {
                 app_secret: APP_SECRET.to_owned(),
                 verify_token: VERIFY_TOKEN.to_owned(),
             },
+            opt_out: Default::default(),
         };
         let ctx = Arc::new(ApiContext::connect(&stack.sdk, config).expect("API context"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -100,6 +101,11 @@ impl ApiServer {
     /// A GET with the API key.
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path)).bearer_auth(API_KEY)
+    }
+
+    /// A DELETE with the API key.
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(API_KEY)
     }
 
     /// A POST with the API key.
