@@ -103,6 +103,8 @@ pub struct ApiConfig {
     pub webhook: crate::webhook::WebhookSecrets,
     /// What an inbound message must say to put its number on the opt-out list.
     pub opt_out: anna_shared::domain::conversation::OptOutRules,
+    /// The EventBridge bus conversation events are published to; none: stored only.
+    pub event_bus: Option<String>,
 }
 
 impl ApiConfig {
@@ -130,6 +132,10 @@ impl ApiConfig {
                 &env.or("ANNA_OPT_OUT_KEYWORDS", "SAIR,PARAR,STOP"),
                 &env.optional("ANNA_OPT_OUT_PAYLOADS").unwrap_or_default(),
             ),
+            event_bus: env
+                .optional("ANNA_EVENT_BUS")
+                .map(|bus| bus.trim().to_owned())
+                .filter(|bus| !bus.is_empty()),
             limits: ApiLimits {
                 max_body_bytes: env.bounded_or(
                     "ANNA_API_MAX_BODY_BYTES",

@@ -22,6 +22,7 @@ pub mod context;
 pub mod conversations;
 pub mod cursor;
 pub mod dispatches;
+pub mod eventbridge;
 pub mod inbound;
 pub mod optouts;
 pub mod problem;

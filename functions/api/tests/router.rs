@@ -43,6 +43,7 @@ fn app_with(keys: &str, limits: ApiLimits) -> axum::Router {
         limits,
         webhook: anna_api::webhook::WebhookSecrets::default(),
         opt_out: Default::default(),
+        event_bus: None,
     };
     router(Arc::new(
         ApiContext::connect(&sdk, config).expect("context"),

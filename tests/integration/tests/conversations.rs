@@ -26,6 +26,10 @@ impl Scene {
     async fn start_with(options: Options) -> Self {
         let stack = TestStack::start_with(options).await;
         let api = ApiServer::start(&stack).await;
+        Self::around(stack, api)
+    }
+
+    fn around(stack: TestStack, api: ApiServer) -> Self {
         stack.sim.set_webhooks(WebhookConfig {
             url: Some(format!("{}/webhook", api.base)),
             app_secret: APP_SECRET.to_owned(),
@@ -561,4 +565,101 @@ async fn inbound_webhooks_are_verified_deduplicated_and_order_tolerant() {
     let stranger = scene.conversation("5511987653010").await;
     assert_eq!(stranger["messages"][0]["answer"], "message", "{stranger}");
     assert_eq!(scene.events("conversation.started").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_conversation_is_published_to_the_event_bus() {
+    use anna_api::eventbridge::{EVENT_SOURCE, EventBridgePublisher};
+
+    let stack = TestStack::start().await;
+    let events = aws_sdk_eventbridge::Client::new(&stack.sdk);
+    let bus = format!("anna-{}", &stack.stack.names.table);
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("CreateEventBus on moto");
+    // What the attendance side would do: a rule on our source, into a queue it reads.
+    let queue_url = stack
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-attendance", stack.stack.names.table))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .expect("queue url");
+    let queue_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn");
+    events
+        .put_rule()
+        .name("attendance")
+        .event_bus_name(&bus)
+        .event_pattern(json!({ "source": [EVENT_SOURCE] }).to_string())
+        .send()
+        .await
+        .expect("PutRule");
+    events
+        .put_targets()
+        .rule("attendance")
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("PutTargets");
+
+    let api = ApiServer::start_publishing(
+        &stack,
+        std::sync::Arc::new(EventBridgePublisher::new(events.clone(), bus.clone())),
+    )
+    .await;
+    let scene = Scene::around(stack, api);
+    let phone = "5511987653011";
+    scene.customer_writes(phone, "oi").await;
+    scene.a_day_passes();
+    let (answer, template_wamid) = scene.reactivate(phone).await;
+    scene.customer_taps(&template_wamid, 0).await;
+
+    let received = scene
+        .stack
+        .sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .expect("ReceiveMessage")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let envelope: Value =
+        serde_json::from_str(received[0].body.as_deref().unwrap_or_default()).expect("JSON");
+    assert_eq!(envelope["source"], EVENT_SOURCE, "{envelope}");
+    assert_eq!(envelope["detail-type"], "conversation.started");
+    assert_eq!(envelope["detail"]["wa_id"], phone);
+    assert_eq!(envelope["detail"]["message_id"], answer["message_id"]);
+    let stored = scene.events("conversation.started").await;
+    assert_eq!(
+        envelope["detail"]["id"], stored[0]["id"],
+        "the same id, stored and published"
+    );
 }
