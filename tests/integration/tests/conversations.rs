@@ -663,3 +663,27 @@ async fn a_started_conversation_is_published_to_the_event_bus() {
         "the same id, stored and published"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_message_that_cannot_be_recorded_is_not_acknowledged() {
+    let scene = Scene::start().await;
+    aws_sdk_dynamodb::Client::new(&scene.stack.sdk)
+        .delete_table()
+        .table_name(&scene.stack.stack.names.table)
+        .send()
+        .await
+        .expect("the store goes away");
+    let body = inbound_body(
+        "5511987653012",
+        "wamid.in-outage",
+        chrono::Utc::now().timestamp(),
+        json!({ "type": "text", "text": { "body": "oi" } }),
+    );
+    assert_eq!(
+        scene
+            .post_signed(&body, Some(signature(APP_SECRET, &body)))
+            .await,
+        503,
+        "Meta must deliver it again"
+    );
+}
