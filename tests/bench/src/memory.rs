@@ -198,8 +198,8 @@ impl MessageStore for MemStore {
         match message.status {
             MessageStatus::Queued => {
                 let at = Utc::now();
-                let until =
-                    at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+                let until = at
+                    + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
                 message.status = MessageStatus::Sending;
                 message.attempts += 1;
                 message.lease_until = Some(until.to_rfc3339_opts(SecondsFormat::Millis, true));
@@ -426,9 +426,7 @@ impl StaticWhatsApp {
 
 impl WhatsApp for StaticWhatsApp {
     async fn send(&self, _payload: &serde_json::Value) -> Result<SendAccepted, SendError> {
-        Err(SendError::Connect(
-            "intake benchmarks send nothing".to_owned(),
-        ))
+        Err(SendError::Connect("intake benchmarks send nothing".to_owned()))
     }
 
     async fn template(&self, name: &str, language: &str) -> Result<Option<Template>, SendError> {
