@@ -8,10 +8,12 @@
 //! - [`aws`]: DynamoDB, SQS and S3 adapters behind the narrow traits in [`ports`].
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod intake_pipeline;
 pub mod metrics;
 pub mod ports;

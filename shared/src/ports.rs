@@ -335,3 +335,30 @@ pub trait ScheduleStore: Send + Sync {
         reason: &str,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 }
+
+/// A number on the suppression list: later sends to it are `skipped (opted out)` before any
+/// call to WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOut {
+    /// [`crate::domain::phone::match_key`] of the number, so the `wa_id` with or without
+    /// Brazil's ninth digit and the full number are one entry.
+    pub key: String,
+    /// The number as it was given or seen (E.164, or the `wa_id`).
+    pub phone: String,
+    /// `keyword`, `button`, `whatsapp_131050` or `operator`.
+    pub source: String,
+    /// What the customer wrote, or the operator's note.
+    pub detail: Option<String>,
+    pub created_at: String,
+}
+
+pub trait OptOutStore: Send + Sync {
+    /// Whether `phone` (E.164, digits or a `wa_id`) is on the suppression list.
+    fn is_opted_out(&self, phone: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Puts a number on the list; false when it already was (the first entry is kept).
+    fn add_opt_out(
+        &self,
+        opt_out: &OptOut,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

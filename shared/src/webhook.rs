@@ -1,11 +1,12 @@
 //! WhatsApp webhooks (the reference's "Webhooks" section): the subscription handshake, the
-//! `X-Hub-Signature-256` check, and the status events inside a notification. Pure code; the
-//! API routes `/webhook` here and the store applies the events.
+//! `X-Hub-Signature-256` check, and the status events and inbound messages inside a
+//! notification. Pure code; the API routes `/webhook` here and the store applies the events.
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::domain::conversation::{InboundContent, InboundMessage};
 use crate::domain::message::{MessageId, MessageStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +100,85 @@ struct Change {
 struct Value {
     #[serde(default)]
     statuses: Vec<RawStatus>,
+    #[serde(default)]
+    contacts: Vec<RawContact>,
+    #[serde(default)]
+    messages: Vec<RawInbound>,
+}
+
+#[derive(Deserialize)]
+struct RawContact {
+    #[serde(default)]
+    wa_id: Option<String>,
+    #[serde(default)]
+    profile: Option<RawProfile>,
+}
+
+#[derive(Deserialize)]
+struct RawProfile {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawInbound {
+    id: String,
+    from: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    context: Option<RawContext>,
+    #[serde(default)]
+    text: Option<RawText>,
+    #[serde(default)]
+    button: Option<RawButton>,
+    #[serde(default)]
+    interactive: Option<RawInteractive>,
+}
+
+#[derive(Deserialize)]
+struct RawContext {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawText {
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct RawButton {
+    #[serde(default)]
+    payload: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct RawInteractive {
+    #[serde(default)]
+    button_reply: Option<RawReply>,
+    #[serde(default)]
+    list_reply: Option<RawReply>,
+}
+
+#[derive(Deserialize)]
+struct RawReply {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    title: String,
+}
+
+/// What one notification carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notified {
+    pub statuses: Vec<StatusEvent>,
+    pub messages: Vec<InboundMessage>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +215,19 @@ struct RawErrorData {
 /// The status events in a notification. Other content (inbound messages, unknown statuses)
 /// is skipped here; the caller still acknowledges the notification.
 pub fn status_events(body: &[u8]) -> Result<Vec<StatusEvent>, WebhookError> {
+    parse_notification(body).map(|notified| notified.statuses)
+}
+
+fn event_time(timestamp: Option<&str>) -> chrono::DateTime<chrono::Utc> {
+    timestamp
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+/// The status events and inbound messages of a notification. Unknown statuses are skipped;
+/// the caller still acknowledges the notification.
+pub fn parse_notification(body: &[u8]) -> Result<Notified, WebhookError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     if !value.is_object() {
@@ -142,48 +235,90 @@ pub fn status_events(body: &[u8]) -> Result<Vec<StatusEvent>, WebhookError> {
     }
     let notification: Notification =
         serde_json::from_value(value).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    let mut events = Vec::new();
-    for raw in notification
+    let mut notified = Notified::default();
+    for value in notification
         .entry
         .into_iter()
         .flat_map(|entry| entry.changes)
-        .flat_map(|change| change.value.statuses)
+        .map(|change| change.value)
     {
-        let status = match raw.status.as_str() {
-            "sent" => MessageStatus::Sent,
-            "delivered" => MessageStatus::Delivered,
-            "read" => MessageStatus::Read,
-            "failed" => MessageStatus::Failed,
-            other => {
-                tracing::info!(status = other, "status webhook of a kind we do not track");
-                continue;
+        for raw in value.statuses {
+            if let Some(event) = status_event(raw) {
+                notified.statuses.push(event);
             }
-        };
-        let at = raw
-            .timestamp
-            .as_deref()
-            .and_then(|t| t.parse::<i64>().ok())
-            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-            .unwrap_or_else(chrono::Utc::now)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let error = raw.errors.into_iter().next().map(|e| StatusError {
-            code: e.code,
-            title: e.title.or(e.message).unwrap_or_default(),
-            details: e.error_data.and_then(|d| d.details),
-        });
-        events.push(StatusEvent {
-            message_id: raw
-                .biz_opaque_callback_data
-                .as_deref()
-                .and_then(|data| data.parse().ok()),
-            wamid: raw.id,
-            status,
-            at,
-            recipient_id: raw.recipient_id,
-            error,
-        });
+        }
+        for raw in value.messages {
+            let profile_name = value
+                .contacts
+                .iter()
+                .find(|c| c.wa_id.as_deref() == Some(raw.from.as_str()))
+                .or(value.contacts.first())
+                .and_then(|c| c.profile.as_ref())
+                .and_then(|p| p.name.clone());
+            notified.messages.push(inbound_message(raw, profile_name));
+        }
     }
-    Ok(events)
+    Ok(notified)
+}
+
+fn inbound_message(raw: RawInbound, profile_name: Option<String>) -> InboundMessage {
+    let kind = raw.kind.unwrap_or_else(|| "unknown".to_owned());
+    let content = match (kind.as_str(), raw.text, raw.button, raw.interactive) {
+        ("text", Some(text), _, _) => InboundContent::Text { body: text.body },
+        ("button", _, Some(button), _) => InboundContent::Button {
+            payload: button.payload,
+            text: button.text,
+        },
+        ("interactive", _, _, Some(interactive)) => {
+            match interactive.button_reply.or(interactive.list_reply) {
+                Some(reply) => InboundContent::Interactive {
+                    id: reply.id,
+                    title: reply.title,
+                },
+                None => InboundContent::Other { kind },
+            }
+        }
+        _ => InboundContent::Other { kind },
+    };
+    InboundMessage {
+        at: event_time(raw.timestamp.as_deref()),
+        wamid: raw.id,
+        from: raw.from,
+        profile_name,
+        context_wamid: raw.context.and_then(|c| c.id),
+        content,
+    }
+}
+
+fn status_event(raw: RawStatus) -> Option<StatusEvent> {
+    let status = match raw.status.as_str() {
+        "sent" => MessageStatus::Sent,
+        "delivered" => MessageStatus::Delivered,
+        "read" => MessageStatus::Read,
+        "failed" => MessageStatus::Failed,
+        other => {
+            tracing::info!(status = other, "status webhook of a kind we do not track");
+            return None;
+        }
+    };
+    let at =
+        event_time(raw.timestamp.as_deref()).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let error = raw.errors.into_iter().next().map(|e| StatusError {
+        code: e.code,
+        title: e.title.or(e.message).unwrap_or_default(),
+        details: e.error_data.and_then(|d| d.details),
+    });
+    Some(StatusEvent {
+        message_id: raw
+            .biz_opaque_callback_data
+            .as_deref()
+            .and_then(|data| data.parse().ok()),
+        wamid: raw.id,
+        status,
+        at,
+        recipient_id: raw.recipient_id,
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -274,6 +409,44 @@ mod tests {
             })
         );
         assert_eq!(events[1].message_id, None);
+    }
+
+    #[test]
+    fn reads_the_documented_inbound_text_and_button_tap() {
+        let body = br#"{ "object": "whatsapp_business_account",
+          "entry": [ { "id": "1", "changes": [ { "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "contacts": [ { "profile": { "name": "Maria" }, "wa_id": "5511987654321" } ],
+            "messages": [
+              { "from": "5511987654321", "id": "wamid.A", "timestamp": "1750091045",
+                "type": "text", "text": { "body": "oi" } },
+              { "context": { "from": "15550783881", "id": "wamid.T" },
+                "from": "5511987654321", "id": "wamid.B", "timestamp": "1750091046",
+                "type": "button", "button": { "payload": "d-1:1#b0", "text": "Sim" } },
+              { "from": "5511987654321", "id": "wamid.C", "timestamp": "1750091047",
+                "type": "image", "image": { "id": "1" } } ] } } ] } ] }"#;
+        let notified = parse_notification(body).expect("valid");
+        assert!(notified.statuses.is_empty());
+        let [text, tap, image] = notified.messages.as_slice() else {
+            panic!("three messages: {notified:?}");
+        };
+        assert_eq!(text.content, InboundContent::Text { body: "oi".into() });
+        assert_eq!(text.profile_name.as_deref(), Some("Maria"));
+        assert_eq!(text.at.timestamp(), 1750091045);
+        assert_eq!(tap.context_wamid.as_deref(), Some("wamid.T"));
+        assert_eq!(
+            tap.content,
+            InboundContent::Button {
+                payload: "d-1:1#b0".into(),
+                text: "Sim".into()
+            }
+        );
+        assert_eq!(image.content.kind(), "image");
+        assert!(
+            parse_notification(br#"{"entry":[{"changes":[{"value":{"messages":[{"id":"x"}]}}]}]}"#)
+                .is_err(),
+            "an inbound message without `from` is malformed"
+        );
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub struct ApiConfig {
     pub keys: ApiKeys,
     pub limits: ApiLimits,
     pub webhook: crate::webhook::WebhookSecrets,
+    /// What an inbound message must say to put its number on the opt-out list.
+    pub opt_out: anna_shared::domain::conversation::OptOutRules,
+    /// The EventBridge bus conversation events are published to; none: stored only.
+    pub event_bus: Option<String>,
 }
 
 impl ApiConfig {
@@ -124,6 +128,14 @@ impl ApiConfig {
                 app_secret: env.optional("WA_APP_SECRET").unwrap_or_default(),
                 verify_token: env.optional("WA_VERIFY_TOKEN").unwrap_or_default(),
             },
+            opt_out: anna_shared::domain::conversation::OptOutRules::from_lists(
+                &env.or("ANNA_OPT_OUT_KEYWORDS", "SAIR,PARAR,STOP"),
+                &env.optional("ANNA_OPT_OUT_PAYLOADS").unwrap_or_default(),
+            ),
+            event_bus: env
+                .optional("ANNA_EVENT_BUS")
+                .map(|bus| bus.trim().to_owned())
+                .filter(|bus| !bus.is_empty()),
             limits: ApiLimits {
                 max_body_bytes: env.bounded_or(
                     "ANNA_API_MAX_BODY_BYTES",
@@ -207,6 +219,7 @@ mod tests {
         .expect("complete");
         assert!(config.keys.verify("k2"));
         assert_eq!(config.limits.max_recipients, 10_000);
+        assert_eq!(config.opt_out.keywords, ["SAIR", "PARAR", "STOP"]);
         assert!(!format!("{config:?}").contains("k1"), "keys never printed");
     }
 }

@@ -1,11 +1,15 @@
-//! What every handler shares: the store, the send queue, the template catalog, S3.
+//! What every handler shares: the store, the send queue, the template catalog, S3, the Cloud
+//! API client for free-form replies, the clock and the event publisher.
 
 use std::sync::Arc;
 
 use anna_shared::aws::dynamo::DynamoStore;
 use anna_shared::aws::sqs::SqsSendQueue;
+use anna_shared::clock::Clock;
 use anna_shared::config::IntakeConfig;
+use anna_shared::domain::conversation::OptOutRules;
 use anna_shared::domain::template::Template;
+use anna_shared::events::{EventPublisher, StoredOnly};
 use anna_shared::whatsapp::client::{ClientError, CloudApiClient, TemplateCatalog};
 
 use crate::config::{ApiConfig, ApiKeys, ApiLimits};
@@ -22,6 +26,14 @@ pub struct ApiContext {
     pub keys: ApiKeys,
     pub limits: ApiLimits,
     pub webhook: crate::webhook::WebhookSecrets,
+    /// Sends free-form replies inside a conversation's window.
+    pub cloud: CloudApiClient,
+    /// What the 24-hour window is measured against; tests move it forward.
+    pub clock: Clock,
+    pub opt_out: OptOutRules,
+    /// Where conversation events go besides the store ([`StoredOnly`] unless main.rs sets
+    /// one).
+    pub events: Arc<dyn EventPublisher>,
 }
 
 pub type SharedContext = Arc<ApiContext>;
@@ -30,6 +42,10 @@ impl ApiContext {
     pub fn connect(sdk: &aws_config::SdkConfig, config: ApiConfig) -> Result<Self, ClientError> {
         let client = CloudApiClient::new(config.cloud_api)?;
         Ok(Self {
+            cloud: client.clone(),
+            clock: Clock::system(),
+            opt_out: config.opt_out,
+            events: Arc::new(StoredOnly),
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.store),
             queue: SqsSendQueue::new(aws_sdk_sqs::Client::new(sdk), config.send_queue_url),
             templates: TemplateCatalog::new(client, config.template_ttl),

@@ -66,6 +66,39 @@ pub fn decode_dispatch(cursor: &str) -> Result<DispatchPosition, ApiError> {
     })
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+struct ListCursor {
+    /// The list the cursor belongs to (`conversations:open`, `events`, `opt-outs`), so a
+    /// cursor of one list is refused by another.
+    l: String,
+    /// The sort-key position of the last item of the page.
+    p: String,
+}
+
+/// A cursor into one of the index-backed lists.
+pub fn encode_list(list: &str, position: &str) -> String {
+    encode(&ListCursor {
+        l: list.to_owned(),
+        p: position.to_owned(),
+    })
+}
+
+pub fn decode_list(list: &str, cursor: &str) -> Result<String, ApiError> {
+    let cursor: ListCursor = decode(cursor)?;
+    if cursor.l != list {
+        return Err(Problem::bad_request(
+            "invalid-cursor",
+            format!(
+                "the cursor belongs to another list ({}); pass `next_cursor` of the previous \
+                 page of this one",
+                cursor.l
+            ),
+        )
+        .into());
+    }
+    Ok(cursor.p)
+}
+
 pub fn encode_message(row: u32) -> String {
     encode(&MessageCursor { r: row })
 }
@@ -95,5 +128,11 @@ mod tests {
         }
         // A message cursor is not a dispatch cursor.
         assert!(decode_dispatch(&encode_message(1)).is_err());
+        let events = encode_list("events", "2026-12-01T10:00:00.000Z#ev-1");
+        assert_eq!(
+            decode_list("events", &events).expect("valid"),
+            "2026-12-01T10:00:00.000Z#ev-1"
+        );
+        assert!(decode_list("opt-outs", &events).is_err());
     }
 }

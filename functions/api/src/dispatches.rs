@@ -324,6 +324,44 @@ pub async fn create_dispatch(
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    Ok(match submit(&ctx, &request, key).await? {
+        Submitted::Replayed { dispatch, rejected } => {
+            let mut response =
+                accepted_response(&dispatch, dispatch.accepted, rejected).into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+        }
+        Submitted::Accepted {
+            dispatch,
+            accepted,
+            rejected,
+        } => accepted_response(&dispatch, accepted, rejected).into_response(),
+    })
+}
+
+/// What [`submit`] made of a send request.
+pub(crate) enum Submitted {
+    /// The same Idempotency-Key and request were sent before: its dispatch, unchanged.
+    Replayed {
+        dispatch: Dispatch,
+        rejected: Vec<RejectedRecipient>,
+    },
+    Accepted {
+        dispatch: Dispatch,
+        accepted: u32,
+        rejected: Vec<RejectedRecipient>,
+    },
+}
+
+/// The one path a send request takes, whoever makes it (`POST /v1/dispatches`, or a
+/// conversation's reactivation): validate, record, queue (or hold for `send_at`).
+pub(crate) async fn submit(
+    ctx: &ApiContext,
+    request: &SendRequest,
+    key: Option<String>,
+) -> Result<Submitted, ApiError> {
     if request.recipients.is_empty() {
         return Err(Problem::unprocessable("no-recipients", "recipients is empty").into());
     }
@@ -352,7 +390,7 @@ pub async fn create_dispatch(
     if let Err(e) = Intake::new(&template, options.clone()) {
         return Err(Problem::unprocessable("template-not-sendable", e.to_string()).into());
     }
-    let rows = rows_of(&request, &template)?;
+    let rows = rows_of(request, &template)?;
     let (accepted, rejected) = check_rows(&template, options, &rows, HeaderRow::Absent)
         .map_err(|reason| Problem::unprocessable("template-not-sendable", reason))?;
     let rejected: Vec<RejectedRecipient> = rejected.iter().map(RejectedRecipient::of).collect();
@@ -402,12 +440,10 @@ pub async fn create_dispatch(
             }
             if existing.state != DispatchState::Intake {
                 tracing::info!(dispatch_id = %id, "repeated request; answering with its dispatch");
-                let mut response =
-                    accepted_response(&existing, existing.accepted, rejected).into_response();
-                response
-                    .headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return Ok(response);
+                return Ok(Submitted::Replayed {
+                    dispatch: *existing,
+                    rejected,
+                });
             }
             // The first attempt stopped half-way: finish what it started.
             WriteMode::KeepExisting
@@ -465,7 +501,11 @@ pub async fn create_dispatch(
         "dispatch accepted"
     );
     let current = ctx.store.get_dispatch(&id).await?.unwrap_or(dispatch);
-    Ok(accepted_response(&current, summary.accepted, rejected).into_response())
+    Ok(Submitted::Accepted {
+        dispatch: current,
+        accepted: summary.accepted,
+        rejected,
+    })
 }
 
 fn accepted_response(

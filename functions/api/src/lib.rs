@@ -6,7 +6,11 @@
 //! - `/v1/dispatches…`: send to a list (the same intake as a spreadsheet), list, status and
 //!   progress, messages, results spreadsheets, cancel.
 //! - `/v1/uploads`: presigned S3 uploads into the inbox.
-//! - `GET`/`POST /webhook`: WhatsApp's signed status notifications (no API key; signature).
+//! - `/v1/conversations…`: customers who wrote, the 24-hour window, free-form replies,
+//!   reopening with a template; `/v1/events` (conversation started / declined);
+//!   `/v1/opt-outs` (the suppression list).
+//! - `GET`/`POST /webhook`: WhatsApp's signed notifications — statuses and inbound messages
+//!   (no API key; signature).
 //!
 //! Every `/v1` route needs `Authorization: Bearer <key>` (keys from `ANNA_API_KEYS`). Every
 //! error is an RFC 9457 problem (`application/problem+json`).
@@ -15,9 +19,13 @@
 
 pub mod config;
 pub mod context;
+pub mod conversations;
 pub mod cursor;
 pub mod dispatches;
+pub mod eventbridge;
+pub mod inbound;
 pub mod metrics;
+pub mod optouts;
 pub mod problem;
 pub mod recipients;
 pub mod sheets;
@@ -60,7 +68,9 @@ use crate::problem::Problem;
         (name = "templates", description = "The WhatsApp account's message templates"),
         (name = "dispatches", description = "Sending a template to a list, and what became of each message"),
         (name = "uploads", description = "Uploading spreadsheets without AWS credentials"),
-        (name = "webhook", description = "WhatsApp's signed status notifications"),
+        (name = "conversations", description = "Customers who wrote, the 24-hour window, reopening with a template, and conversation events"),
+        (name = "opt-outs", description = "Numbers later sends skip"),
+        (name = "webhook", description = "WhatsApp's signed notifications: statuses and customers' messages"),
     )
 )]
 struct ApiDoc;
@@ -182,6 +192,14 @@ fn routes(auth: Option<SharedContext>) -> OpenApiRouter<SharedContext> {
         .routes(routes!(dispatches::cancel_dispatch))
         .routes(routes!(dispatches::resume_dispatch))
         .routes(routes!(uploads::create_upload))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(conversations::get_conversation))
+        .routes(routes!(conversations::close_conversation))
+        .routes(routes!(conversations::send_text))
+        .routes(routes!(conversations::reactivate))
+        .routes(routes!(optouts::list_opt_outs, optouts::add_opt_out))
+        .routes(routes!(optouts::remove_opt_out))
+        .routes(routes!(optouts::list_events))
         .routes(routes!(metrics::metrics));
     if let Some(ctx) = auth {
         v1 = v1.route_layer(middleware::from_fn_with_state(ctx, require_api_key));

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anna_api::eventbridge::EventBridgePublisher;
 use anna_api::{ApiConfig, ApiContext, router};
 use anna_shared::secrets;
 
@@ -24,7 +25,17 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(config: ApiConfig) -> anyhow::Result<()> {
     let sdk = anna_shared::aws::sdk_config().await;
-    let ctx = Arc::new(ApiContext::connect(&sdk, config)?);
+    let event_bus = config.event_bus.clone();
+    let mut ctx = ApiContext::connect(&sdk, config)?;
+    // Without a bus the events are stored and listed by GET /v1/events only.
+    if let Some(bus) = event_bus {
+        tracing::info!(%bus, "publishing conversation events to EventBridge");
+        ctx.events = Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&sdk),
+            bus,
+        ));
+    }
+    let ctx = Arc::new(ctx);
     if ctx.keys.is_empty() {
         tracing::warn!("no API keys are configured: every /v1 request will be refused with 401");
     }

@@ -1,16 +1,20 @@
-//! `GET`/`POST /webhook`: WhatsApp's status notifications.
+//! `GET`/`POST /webhook`: WhatsApp's notifications — statuses of our messages, and messages
+//! from customers (text, media, button taps; see [`crate::inbound`]).
 //!
 //! The signature is checked over the raw body before anything is parsed; an unsigned or
-//! forged notification changes nothing. Each status moves its message forward only, so Meta's
-//! at-least-once, unordered delivery is harmless. A notification is acknowledged (200) only
-//! once every event in it is recorded: if the store is unavailable the answer is 503 and Meta
-//! delivers it again.
+//! forged notification changes nothing. Each status moves its message forward only, and an
+//! inbound message seen before is ignored, so Meta's at-least-once, unordered delivery is
+//! harmless. A notification is acknowledged (200) only once everything in it is recorded: if
+//! the store is unavailable the answer is 503 and Meta delivers it again.
 
 use std::collections::HashMap;
 
 use anna_shared::aws::statuses::StatusApplied;
+use anna_shared::domain::phone::{mask_phone, match_key};
 use anna_shared::error::Retryable;
-use anna_shared::webhook::{status_events, verify_signature, verify_subscription};
+use anna_shared::ports::{OptOut, OptOutStore};
+use anna_shared::webhook::{parse_notification, verify_signature, verify_subscription};
+use anna_shared::whatsapp::errors::is_opt_out;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::{debug, info, warn};
 
 use crate::context::SharedContext;
+use crate::inbound::{InboundApplied, apply_inbound};
 use crate::problem::Problem;
 
 /// What the webhook needs to trust Meta: from configuration (SSM on AWS).
@@ -66,14 +71,15 @@ pub async fn verify(
     }
 }
 
-/// A signed notification from WhatsApp: statuses of messages we sent.
+/// A signed notification from WhatsApp: statuses of messages we sent, and messages from
+/// customers.
 #[utoipa::path(
     post,
     path = "/webhook",
     tag = "webhook",
     request_body(content = String, description = "The notification, as Meta signed it", content_type = "application/json"),
     responses(
-        (status = 200, description = "Every event recorded"),
+        (status = 200, description = "Every status and message recorded"),
         (status = 400, description = "Signed, but not a notification", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong signature; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not recorded now; Meta delivers it again", body = Problem, content_type = "application/problem+json"),
@@ -106,13 +112,22 @@ pub async fn receive(
         )
         .into_response();
     }
-    let events = match status_events(&body) {
-        Ok(events) => events,
+    let notified = match parse_notification(&body) {
+        Ok(notified) => notified,
         Err(e) => {
             return Problem::bad_request("malformed-webhook", e.to_string()).into_response();
         }
     };
-    for event in &events {
+    let unavailable = || {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            "Service Unavailable",
+            "the notification could not be recorded now; it will be accepted when delivered again",
+        )
+        .into_response()
+    };
+    for event in &notified.statuses {
         match ctx.store.apply_status(event).await {
             Ok(StatusApplied::Moved { message, from, to }) => {
                 info!(message_id = %message, %from, %to, "status recorded");
@@ -125,13 +140,37 @@ pub async fn receive(
             }
             Err(e) => {
                 warn!(error = %e, retryable = e.is_retryable(), "status not recorded; Meta will deliver it again");
-                return Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store-unavailable",
-                    "Service Unavailable",
-                    "the status could not be recorded now; it will be accepted when delivered again",
-                )
-                .into_response();
+                return unavailable();
+            }
+        }
+        // 131050 usually arrives here, after the send was accepted: the customer stopped
+        // marketing messages, so later sends to them are skipped.
+        if let (Some(error), Some(recipient)) = (&event.error, &event.recipient_id)
+            && is_opt_out(error.code)
+        {
+            let opt_out = OptOut {
+                key: match_key(recipient),
+                phone: recipient.clone(),
+                source: "whatsapp_131050".to_owned(),
+                detail: error.details.clone().or_else(|| Some(error.title.clone())),
+                created_at: event.at.clone(),
+            };
+            if let Err(e) = ctx.store.add_opt_out(&opt_out).await {
+                warn!(error = %e, "opt-out not recorded; Meta will deliver it again");
+                return unavailable();
+            }
+            info!(phone = %mask_phone(recipient), "number opted out (131050)");
+        }
+    }
+    for message in &notified.messages {
+        match apply_inbound(&ctx, message).await {
+            Ok(InboundApplied::Recorded { answer, state }) => {
+                info!(wamid = %message.wamid, ?answer, %state, "inbound message recorded");
+            }
+            Ok(InboundApplied::Duplicate) => {}
+            Err(e) => {
+                warn!(error = %e, retryable = e.is_retryable(), "inbound message not recorded; Meta will deliver it again");
+                return unavailable();
             }
         }
     }

@@ -42,6 +42,8 @@ fn app_with(keys: &str, limits: ApiLimits) -> axum::Router {
         keys: ApiKeys::from_list(keys),
         limits,
         webhook: anna_api::webhook::WebhookSecrets::default(),
+        opt_out: Default::default(),
+        event_bus: None,
     };
     router(Arc::new(
         ApiContext::connect(&sdk, config).expect("context"),
@@ -351,6 +353,15 @@ async fn openapi_document_validates_and_lists_every_route() {
         ("POST", "/v1/dispatches/{id}/cancel"),
         ("POST", "/v1/dispatches/{id}/resume"),
         ("POST", "/v1/uploads"),
+        ("GET", "/v1/conversations"),
+        ("GET", "/v1/conversations/{phone}"),
+        ("POST", "/v1/conversations/{phone}/close"),
+        ("POST", "/v1/conversations/{phone}/messages"),
+        ("POST", "/v1/conversations/{phone}/reactivate"),
+        ("GET", "/v1/events"),
+        ("GET", "/v1/opt-outs"),
+        ("POST", "/v1/opt-outs"),
+        ("DELETE", "/v1/opt-outs/{phone}"),
         ("GET", "/webhook"),
         ("POST", "/webhook"),
     ]

@@ -1,9 +1,10 @@
 //! The sender function: consumes the send queue and delivers each message to the WhatsApp
 //! Cloud API exactly once.
 //!
-//! Per record: claim the message (`queued → sending`, conditional, with a lease), wait for the
-//! pace, send, and settle (`sent` / `failed` / back to `queued`). A redelivered record finds
-//! the message already past `sending` and is acknowledged without a second send.
+//! Per record: claim the message (`queued → sending`, conditional, with a lease), check the
+//! opt-out list, wait for the pace, send, and settle (`sent` / `failed` / `skipped` / back to
+//! `queued`). A redelivered record finds the message already past `sending` and is
+//! acknowledged without a second send.
 
 mod retry;
 
@@ -21,11 +22,12 @@ use anna_shared::domain::phone::PhoneNumber;
 use anna_shared::error::Retryable;
 use anna_shared::metrics::{MetricSet, Unit};
 use anna_shared::ports::{
-    Claim, DispatchStore, MessageStore, SendQueue, Settlement, StoreError, WhatsApp,
+    Claim, DispatchStore, MessageStore, OptOut, OptOutStore, SendQueue, Settlement, StoreError,
+    WhatsApp,
 };
 use anna_shared::whatsapp::client::{CloudApiConfig, SendError};
 use anna_shared::whatsapp::cloud::CloudWhatsApp;
-use anna_shared::whatsapp::errors::{ErrorClass, describe};
+use anna_shared::whatsapp::errors::{ErrorClass, describe, is_opt_out};
 use anna_shared::whatsapp::payload::template_message;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
@@ -232,7 +234,7 @@ type DispatchStates = Mutex<HashMap<String, Option<DispatchState>>>;
 /// visibility timeout.
 pub async fn handle<S, W, Q>(sender: &Sender<S, W, Q>, event: SqsEvent) -> SqsBatchResponse
 where
-    S: DispatchStore + MessageStore,
+    S: DispatchStore + MessageStore + OptOutStore,
     W: WhatsApp,
     Q: SendQueue,
 {
@@ -343,7 +345,7 @@ async fn handle_record<S, W, Q>(
     record: &SqsMessage,
 ) -> Result<(), RecordError>
 where
-    S: DispatchStore + MessageStore,
+    S: DispatchStore + MessageStore + OptOutStore,
     W: WhatsApp,
     Q: SendQueue,
 {
@@ -430,7 +432,7 @@ async fn attempt<S, W, Q>(
     message: &MessageRecord,
 ) -> Result<Attempt, RecordError>
 where
-    S: DispatchStore + MessageStore,
+    S: DispatchStore + MessageStore + OptOutStore,
     W: WhatsApp,
 {
     let dispatch_state = {
@@ -495,6 +497,15 @@ where
         }
         .into());
     };
+    // After the claim, so a number that opts out while its message waits in the queue is
+    // still spared; before the call, so WhatsApp never sees it.
+    if sender.store.is_opted_out(&phone).await? {
+        return Ok(Settlement::Skipped {
+            reason_code: "opted_out".to_owned(),
+            reason: "the number is on the opt-out list".to_owned(),
+        }
+        .into());
+    }
     let template = match sender
         .whatsapp
         .template(&message.template, &message.language)
@@ -556,9 +567,24 @@ async fn on_error<S, W, Q>(
     error: &SendError,
 ) -> Attempt
 where
-    S: DispatchStore + MessageStore,
+    S: DispatchStore + MessageStore + OptOutStore,
 {
     let class = error.class();
+    if let (Some(code), Some(phone)) = (error.code(), message.phone.as_deref())
+        && is_opt_out(code)
+    {
+        let opt_out = OptOut {
+            key: anna_shared::domain::phone::match_key(phone),
+            phone: phone.to_owned(),
+            source: "whatsapp_131050".to_owned(),
+            detail: Some(error.detail()),
+            created_at: anna_shared::aws::dynamo::now_rfc3339(),
+        };
+        // The message fails either way; a lost entry is added again by the next 131050.
+        if let Err(e) = sender.store.add_opt_out(&opt_out).await {
+            warn!(error = %e, "could not add the number to the opt-out list");
+        }
+    }
     match class {
         ErrorClass::Retry | ErrorClass::RetryRecipientLater => {
             if error.code() == Some(130429) {

@@ -5,10 +5,16 @@
 //! | dispatch      | `D#<dispatch>`            | `META`              |
 //! | counter shard | `D#<dispatch>`            | `COUNT#<nn>`        |
 //! | message       | `D#<dispatch>#<row % 16>` | `R#<row, 10 digits>`|
+//! | conversation  | `C#<match key>`           | `CONV`              |
+//! | its messages  | `C#<match key>`           | `M#<at>#<wamid>`    |
+//! | event         | `EV#<event id>`           | `EVENT`             |
+//! | opt-out       | `OPTOUT#<match key>`      | `OPTOUT`            |
 //!
 //! Messages are spread over 16 partitions per dispatch so a dispatch sent at 1,000 msg/s with
 //! status webhooks never overloads one partition. The sparse `by-wamid` index finds a message
-//! from a webhook; `by-created` lists dispatches newest first.
+//! from a webhook; `by-created` lists dispatches newest first, and with other partition values
+//! (`CONV#<state>`, `EVENT#<type>`, `OPTOUT`) conversations, events and opt-outs
+//! (`shared/src/aws/conversations.rs`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -421,7 +427,7 @@ impl DynamoStore {
         )))
     }
 
-    async fn put_if_absent(
+    pub(crate) async fn put_if_absent(
         &self,
         item: HashMap<String, AttributeValue>,
     ) -> Result<bool, StoreError> {

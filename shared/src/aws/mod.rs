@@ -1,5 +1,6 @@
 //! The real AWS services behind the ports: DynamoDB, SQS, S3.
 
+pub mod conversations;
 pub mod dynamo;
 pub mod queries;
 pub mod review;

@@ -1,5 +1,6 @@
 //! Pure domain logic: no AWS types, no I/O.
 
+pub mod conversation;
 pub mod dispatch;
 pub mod intake;
 pub mod message;

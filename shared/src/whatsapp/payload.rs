@@ -87,6 +87,18 @@ pub fn template_message(
     })
 }
 
+/// A free-form text message: allowed only inside the customer's 24-hour window (131047
+/// outside it).
+pub fn text_message(to: &str, body: &str) -> Value {
+    json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to.trim_start_matches('+'),
+        "type": "text",
+        "text": { "preview_url": false, "body": body },
+    })
+}
+
 fn parameter(template: &Template, variable: &Variable, value: &str) -> Value {
     if variable.is_media() {
         let kind = template

@@ -12,8 +12,8 @@ use anna_shared::domain::dispatch::{Dispatch, DispatchState, IntakeSummary};
 use anna_shared::domain::message::{MessageId, MessageRecord, MessageStatus};
 use anna_shared::domain::template::Template;
 use anna_shared::ports::{
-    Claim, Created, DispatchStore, MessageStore, ObjectError, ObjectStore, QueueError, SendQueue,
-    Settlement, StoreError, StoredObject, WhatsApp, WriteMode,
+    Claim, Created, DispatchStore, MessageStore, ObjectError, ObjectStore, OptOut, OptOutStore,
+    QueueError, SendQueue, Settlement, StoreError, StoredObject, WhatsApp, WriteMode,
 };
 use anna_shared::whatsapp::client::{SendAccepted, SendError};
 use chrono::{SecondsFormat, Utc};
@@ -148,6 +148,17 @@ impl DispatchStore for MemStore {
             d.reason = Some(reason.to_owned());
         }
         Ok(())
+    }
+}
+
+/// Nobody in a benchmark has opted out; the in-memory check answers at once.
+impl OptOutStore for MemStore {
+    async fn is_opted_out(&self, _phone: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn add_opt_out(&self, _opt_out: &OptOut) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }
 

@@ -38,6 +38,22 @@ impl ApiServer {
     }
 
     pub async fn start_with(stack: &TestStack, limits: ApiLimits) -> Self {
+        Self::start_full(stack, limits, None).await
+    }
+
+    /// With conversation events published to `events` as well as stored.
+    pub async fn start_publishing(
+        stack: &TestStack,
+        events: Arc<dyn anna_shared::events::EventPublisher>,
+    ) -> Self {
+        Self::start_full(stack, ApiLimits::default(), Some(events)).await
+    }
+
+    async fn start_full(
+        stack: &TestStack,
+        limits: ApiLimits,
+        events: Option<Arc<dyn anna_shared::events::EventPublisher>>,
+    ) -> Self {
         let config = ApiConfig {
             store: StoreConfig {
                 table: stack.stack.names.table.clone(),
@@ -61,8 +77,14 @@ impl ApiServer {
                 app_secret: APP_SECRET.to_owned(),
                 verify_token: VERIFY_TOKEN.to_owned(),
             },
+            opt_out: Default::default(),
+            event_bus: None,
         };
-        let ctx = Arc::new(ApiContext::connect(&stack.sdk, config).expect("API context"));
+        let mut ctx = ApiContext::connect(&stack.sdk, config).expect("API context");
+        if let Some(events) = events {
+            ctx.events = events;
+        }
+        let ctx = Arc::new(ctx);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
@@ -100,6 +122,11 @@ impl ApiServer {
     /// A GET with the API key.
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path)).bearer_auth(API_KEY)
+    }
+
+    /// A DELETE with the API key.
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(API_KEY)
     }
 
     /// A POST with the API key.

@@ -289,7 +289,7 @@ async fn a_lost_answer_is_an_unknown_outcome_and_is_never_sent_again() {
     // The same record delivered again must not send it again.
     stack.sim.set_faults(Faults::default());
     let queue = SqsSendQueue::new(stack.sqs.clone(), stack.stack.send_queue_url.clone());
-    anna_shared::ports::SendQueue::enqueue(&queue, &[message.id.clone()])
+    anna_shared::ports::SendQueue::enqueue(&queue, std::slice::from_ref(&message.id))
         .await
         .expect("enqueue");
     stack.run_until_quiet(Duration::from_secs(30)).await;

@@ -122,6 +122,18 @@ impl GraphError {
         )
     }
 
+    /// 131047: more than 24 hours since the customer last wrote; only templates may be sent.
+    pub fn re_engagement(details: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::BAD_REQUEST,
+            131047,
+            "Re-engagement message",
+            details,
+        );
+        error.subcode = Some(2494010);
+        error
+    }
+
     /// 131051: message type the simulator does not (yet) support.
     pub fn unsupported_message_type(details: impl Into<String>) -> Self {
         Self::new(

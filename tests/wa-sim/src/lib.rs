@@ -19,17 +19,24 @@
 //!   against the template catalogue; the success answer or the Graph error object.
 //! - `GET /{version}/{waba-id}/message_templates`: the catalogue, cursor-paged.
 //! - `GET /_sim/sends[?biz_prefix=…]`, `DELETE /_sim/sends`, `GET /_sim/health`,
-//!   `GET`/`PUT /_sim/faults` (see [`Faults`]).
+//!   `GET`/`PUT /_sim/faults` (see [`Faults`]), `GET`/`PUT /_sim/webhooks`.
+//! - `POST /_sim/inbound`: a simulated customer writes (`{"from", "text"}`) or taps a
+//!   quick-reply button of a template it was sent (`{"button": {"wamid", "index"}}`); the
+//!   signed webhook is posted before the answer, and the customer's 24-hour window opens.
+//! - `POST /_sim/clock` (`{"advance_seconds": n}`): moves the simulator's clock forward.
+//!
+//! Free-form `text` sends are accepted only inside the recipient's 24-hour window (131047
+//! otherwise).
 //!
 //! Module map, and where the later pieces go:
 //!
 //! - `messages`: the send pipeline; `messages::template` validates templates,
-//!   `messages::free_form` is where free-form messages and the 24-hour window (131047) go.
+//!   `messages::free_form` takes text inside the 24-hour window (131047 outside it).
 //!   Fault injection and the throughput limit (130429) slot into the pipeline before the
 //!   recipient check (see the comment there).
 //! - `listing`: `message_templates`. `templates`: the parsed catalogue.
 //! - `state`: shared state; `SimState::record` is where signed status webhooks get scheduled.
-//! - `control`: `/_sim/…` endpoints; inbound replies / button taps and fault switches go there.
+//! - `control`: `/_sim/…` endpoints: recorded sends, faults, webhooks, inbound messages, clock.
 //! - `error`: the Graph error object. `graph`: version and bearer checks. `phone`: `to` and
 //!   `wa_id`. `ids`: `wamid`s and paging cursors.
 

@@ -11,9 +11,9 @@ pub struct AcceptedSend {
     pub to: String,
     /// The `contacts[0].wa_id` it answered.
     pub wa_id: String,
-    /// Template name.
+    /// Template name; empty for a free-form message.
     pub template: String,
-    /// Template language code.
+    /// Template language code; empty for a free-form message.
     pub language: String,
     /// `biz_opaque_callback_data`, when the request carried one.
     pub biz_opaque_callback_data: Option<String>,

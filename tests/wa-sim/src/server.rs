@@ -109,6 +109,11 @@ impl SimServer {
         self.state.set_faults(faults);
     }
 
+    /// Moves the simulator's clock forward (like `POST /_sim/clock`).
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.advance_clock(by);
+    }
+
     /// Forgets the recorded sends (like `DELETE /_sim/sends`).
     pub fn clear_sends(&self) {
         self.state.clear_sends();
@@ -186,6 +191,8 @@ fn router(state: Arc<SimState>) -> Router {
             "/_sim/faults",
             get(control::get_faults).put(control::put_faults),
         )
+        .route("/_sim/inbound", post(control::inbound))
+        .route("/_sim/clock", post(control::advance_clock))
         .fallback(unknown_path)
         .method_not_allowed_fallback(unsupported_method)
         .layer(middleware::from_fn(log_request))

@@ -1,6 +1,6 @@
 //! The state one simulator instance shares between its handlers and its [`crate::SimServer`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -25,6 +25,10 @@ pub struct SimState {
     sends: Mutex<Vec<AcceptedSend>>,
     faults: Mutex<FaultState>,
     webhooks: Mutex<WebhookConfig>,
+    /// When each customer (by `wa_id`) last wrote, on the simulator's clock.
+    last_inbound: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    /// How far the simulator's clock is ahead of the system's (`POST /_sim/clock`).
+    clock_offset: Mutex<chrono::Duration>,
     http: reqwest::Client,
 }
 
@@ -49,6 +53,8 @@ impl SimState {
             sends: Mutex::new(Vec::new()),
             faults: Mutex::new(FaultState::new(config.faults)),
             webhooks: Mutex::new(config.webhooks),
+            last_inbound: Mutex::new(HashMap::new()),
+            clock_offset: Mutex::new(chrono::Duration::zero()),
             http: reqwest::Client::new(),
         })
     }
@@ -111,6 +117,7 @@ impl SimState {
                         &self.display_phone_number,
                         &send,
                         status,
+                        self.now(),
                     )
                 })
                 .collect();
@@ -124,6 +131,44 @@ impl SimState {
             });
         }
         lock(&self.sends).push(send);
+    }
+
+    /// The simulator's clock: the system's, plus what tests advanced it by.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *lock(&self.clock_offset)
+    }
+
+    /// Moves the simulator's clock forward (never back: windows only ever pass).
+    pub fn advance_clock(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
+        *lock(&self.clock_offset) += by;
+    }
+
+    /// The customer with `wa_id` wrote at `at`.
+    pub fn record_inbound(&self, wa_id: &str, at: chrono::DateTime<chrono::Utc>) {
+        let mut last = lock(&self.last_inbound);
+        let entry = last.entry(wa_id.to_owned()).or_insert(at);
+        if at > *entry {
+            *entry = at;
+        }
+    }
+
+    /// Whether the customer with `wa_id` wrote within the last 24 hours.
+    pub fn window_open(&self, wa_id: &str) -> bool {
+        let now = self.now();
+        lock(&self.last_inbound)
+            .get(wa_id)
+            .is_some_and(|at| now - *at < chrono::Duration::hours(24))
+    }
+
+    /// The webhook client, for control endpoints that post notifications themselves.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The accepted send with this `wamid`.
+    pub fn send_by_wamid(&self, wamid: &str) -> Option<AcceptedSend> {
+        lock(&self.sends).iter().find(|s| s.wamid == wamid).cloned()
     }
 
     pub fn sends(&self) -> Vec<AcceptedSend> {

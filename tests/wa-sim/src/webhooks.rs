@@ -64,11 +64,12 @@ pub fn status_body(
     display_phone_number: &str,
     send: &AcceptedSend,
     status: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Value {
     let mut entry = json!({
         "id": send.wamid,
         "status": status,
-        "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "timestamp": now.timestamp().to_string(),
         "recipient_id": send.wa_id,
         "pricing": { "billable": true, "pricing_model": "PMP", "category": "utility" },
     });
@@ -88,6 +89,69 @@ pub fn status_body(
                         "phone_number_id": phone_number_id,
                     },
                     "statuses": [entry],
+                },
+            }],
+        }],
+    })
+}
+
+/// What a simulated customer sends.
+pub enum InboundContent<'a> {
+    Text(&'a str),
+    /// A tap on a quick-reply button of the template message `context_wamid`.
+    Button {
+        context_wamid: &'a str,
+        payload: &'a str,
+        text: &'a str,
+    },
+}
+
+/// The webhook body of one message from a customer, as the Cloud API posts it.
+#[allow(clippy::too_many_arguments)]
+pub fn inbound_body(
+    waba_id: &str,
+    phone_number_id: &str,
+    display_phone_number: &str,
+    from: &str,
+    profile_name: &str,
+    wamid: &str,
+    content: &InboundContent<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let mut message = json!({
+        "from": from,
+        "id": wamid,
+        "timestamp": now.timestamp().to_string(),
+    });
+    match content {
+        InboundContent::Text(body) => {
+            message["type"] = json!("text");
+            message["text"] = json!({ "body": body });
+        }
+        InboundContent::Button {
+            context_wamid,
+            payload,
+            text,
+        } => {
+            message["type"] = json!("button");
+            message["context"] = json!({ "from": display_phone_number, "id": context_wamid });
+            message["button"] = json!({ "payload": payload, "text": text });
+        }
+    }
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": waba_id,
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {
+                        "display_phone_number": display_phone_number,
+                        "phone_number_id": phone_number_id,
+                    },
+                    "contacts": [ { "profile": { "name": profile_name }, "wa_id": from } ],
+                    "messages": [message],
                 },
             }],
         }],
@@ -119,6 +183,17 @@ pub fn plan(config: &WebhookConfig) -> Vec<&'static str> {
 
 /// Posts one signed webhook body; failures are logged (Meta retries, the simulator does not).
 pub async fn post(client: &reqwest::Client, url: &str, secret: &str, body: &Value) {
+    post_answer(client, url, secret, body).await;
+}
+
+/// Posts one signed webhook body and answers the receiver's HTTP status (none when it could
+/// not be reached).
+pub async fn post_answer(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &Value,
+) -> Option<u16> {
     let bytes = body.to_string().into_bytes();
     let result = client
         .post(url)
@@ -129,9 +204,15 @@ pub async fn post(client: &reqwest::Client, url: &str, secret: &str, body: &Valu
         .send()
         .await;
     match result {
-        Ok(response) if response.status().is_success() => {}
-        Ok(response) => tracing::warn!(status = %response.status(), "webhook refused"),
-        Err(e) => tracing::warn!(error = %e, "webhook not delivered"),
+        Ok(response) if response.status().is_success() => Some(response.status().as_u16()),
+        Ok(response) => {
+            tracing::warn!(status = %response.status(), "webhook refused");
+            Some(response.status().as_u16())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook not delivered");
+            None
+        }
     }
 }
 

@@ -427,17 +427,45 @@ async fn not_on_whatsapp_is_131026() {
 }
 
 #[tokio::test]
-async fn free_form_messages_are_not_supported_yet() {
+async fn free_form_text_only_inside_the_24_hour_window() {
     let sim = start().await;
-    let body = json!({ "messaging_product": "whatsapp", "to": "5511987654321",
+    let text = json!({ "messaging_product": "whatsapp", "to": "5511987654321",
                        "type": "text", "text": { "body": "oi" } });
-    let (status, answer) = send(&sim, &body).await;
-    assert_graph_error(status, &answer, 400, 131051);
+    let (status, answer) = send(&sim, &text).await;
+    assert_graph_error(status, &answer, 400, 131047);
+    assert_eq!(answer["error"]["error_subcode"], 2494010, "{answer}");
+    let client = reqwest::Client::new();
+    let inbound = client
+        .post(format!("{}/_sim/inbound", sim.base_url()))
+        .json(&json!({ "from": "+5511987654321", "text": "olá" }))
+        .send()
+        .await
+        .expect("POST /_sim/inbound");
+    assert_eq!(inbound.status().as_u16(), 200);
+    let (status, answer) = send(&sim, &text).await;
+    assert_eq!(status, 200, "inside the window: {answer}");
     // `type` defaults to text.
-    let body = json!({ "messaging_product": "whatsapp", "to": "5511987654321",
-                       "text": { "body": "oi" } });
-    let (status, answer) = send(&sim, &body).await;
+    let untyped = json!({ "messaging_product": "whatsapp", "to": "5511987654321",
+                          "text": { "body": "oi" } });
+    let (status, answer) = send(&sim, &untyped).await;
+    assert_eq!(status, 200, "{answer}");
+    let image = json!({ "messaging_product": "whatsapp", "to": "5511987654321",
+                        "type": "image", "image": { "link": "https://x.example/a.jpg" } });
+    let (status, answer) = send(&sim, &image).await;
     assert_graph_error(status, &answer, 400, 131051);
+    // 24 hours later the window has passed.
+    sim.advance_clock(std::time::Duration::from_secs(24 * 3600 + 1));
+    let (status, answer) = send(&sim, &text).await;
+    assert_graph_error(status, &answer, 400, 131047);
+    // Someone else's window is their own.
+    let (status, answer) = send(
+        &sim,
+        &json!({ "messaging_product": "whatsapp",
+        "to": "5521987654321", "type": "text", "text": { "body": "oi" } }),
+    )
+    .await;
+    assert_graph_error(status, &answer, 400, 131047);
+    assert_eq!(sim.sends().len(), 2);
     sim.shutdown().await;
 }
 

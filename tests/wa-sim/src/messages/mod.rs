@@ -5,8 +5,8 @@
 //! 1. latency (sleep)
 //! 2. version, bearer token (190), phone-number id (100/33)
 //! 3. body: JSON object, `messaging_product`, `recipient_type`, `to`, `biz_opaque_callback_data`
-//! 4. by `type`: [`template`] validates against the catalogue; [`free_form`] is where text and
-//!    the other types go (today 131051; the 24-hour window, 131047, lands there)
+//! 4. by `type`: [`template`] validates against the catalogue; [`free_form`] takes `text`
+//!    inside the recipient's 24-hour window (131047 outside it) and refuses other types (131051)
 //! 5. injected faults ([`crate::faults`]): 5xx, hangs, the throughput limit (130429), the pair
 //!    rate (131056), error codes for given numbers
 //! 6. recipient: not on WhatsApp (131026)
@@ -24,7 +24,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
 use crate::error::GraphError;
@@ -148,12 +148,20 @@ fn accept(
     })?;
     let callback_data = callback_data(msg)?;
 
-    let template = match msg.get("type") {
-        Some(Value::String(t)) if t == "template" => template::validate(&state.catalog, msg)?,
+    let wa_id = phone::wa_id(&digits);
+    let (template_name, language) = match msg.get("type") {
+        Some(Value::String(t)) if t == "template" => {
+            let template = template::validate(&state.catalog, msg)?;
+            (template.name, template.language)
+        }
         // The Cloud API defaults `type` to text.
-        None => return Err(free_form::send(state, "text", msg)),
+        None => {
+            free_form::check(state, "text", msg, &wa_id)?;
+            (String::new(), String::new())
+        }
         Some(Value::String(t)) if KNOWN_TYPES.contains(&t.as_str()) => {
-            return Err(free_form::send(state, t, msg));
+            free_form::check(state, t, msg, &wa_id)?;
+            (String::new(), String::new())
         }
         Some(other) => {
             return Err(GraphError::invalid_parameter(format!(
@@ -196,7 +204,6 @@ fn accept(
         }
     }
 
-    let wa_id = phone::wa_id(&digits);
     if state.is_not_on_whatsapp(&digits, &wa_id) {
         return Err(GraphError::undeliverable(
             "The recipient is not a WhatsApp user, or cannot receive this message (old app version, terms not accepted)",
@@ -212,19 +219,18 @@ fn accept(
     tracing::info!(
         %wamid,
         to = %mask(&digits),
-        template = %template.name,
-        language = %template.language,
+        template = %template_name,
         "accepted send"
     );
     state.record(AcceptedSend {
         wamid,
         to: to.to_owned(),
         wa_id,
-        template: template.name,
-        language: template.language,
+        template: template_name,
+        language,
         biz_opaque_callback_data: callback_data,
         payload,
-        accepted_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        accepted_at: state.now().to_rfc3339_opts(SecondsFormat::Millis, true),
     });
     if state.lose_answer() {
         tracing::info!("injected lost answer: the send is recorded, the client hears nothing");
