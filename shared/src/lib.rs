@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod intake_pipeline;
+pub mod json_guard;
 pub mod metrics;
 pub mod ports;
 pub mod schedule;
