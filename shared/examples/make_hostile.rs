@@ -752,7 +752,10 @@ fn cases(
     add(case(
         "xls-dimensions-bomb.xls",
         "the boas_vindas xls with a DIMENSIONS record claiming 4 billion rows by 256 columns",
-        compound(&[("/Workbook", stream)])?,
+        compound(&[
+            ("/Workbook", stream),
+            ("/\u{5}SummaryInformation", vec![0; 64]),
+        ])?,
         Failed("more than the limit of 8000000"),
     ));
     add(case(

@@ -1,11 +1,13 @@
 //! The xls pre-scan: the sheet sizes an Excel 97-2003 file claims, checked before calamine
 //! allocates for them.
 //!
-//! calamine trusts two things in a BIFF worksheet: the DIMENSIONS record, for which it
-//! reserves rows × columns cells up-front, and the positions of the cells, from which it
-//! builds a dense range of every cell between the first and the last. Both come from the
-//! file: a few changed bytes ask for 4 GiB, and a failed allocation aborts the process —
-//! no `catch_unwind` can stop that (found by `fuzz_props::xls_reader_survives_mutations`).
+//! calamine trusts three things in an xls file: its compound-file sector chains, which it
+//! follows without a loop check (a looping chain grows a buffer until the allocation fails:
+//! found by `fuzz_props::xls_reader_survives_mutations`, `tests/fixtures/fuzz-found/`); the
+//! DIMENSIONS record, for which it reserves rows × columns cells up-front (43 TB for
+//! `tests/fixtures/hostile/xls-dimensions-bomb.xls`); and the positions of the cells, from
+//! which it builds a dense range of every cell between the first and the last. A failed
+//! allocation aborts the process; no `catch_unwind` can stop that.
 //! This walks the records of the workbook stream once and refuses, per worksheet, a claimed
 //! or actual area over [`SheetLimits::max_cells`] and a value right of
 //! [`SheetLimits::max_columns`]. A compound file the `cfb` crate cannot open is damaged;
