@@ -47,6 +47,24 @@ test: tools ## Unit and integration tests (start their own moto and wa-sim on fr
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
+# Fuzzing is property testing (proptest; the toolchain is stable, cargo-fuzz needs nightly):
+# `make test` runs each property a few dozen times, this runs it FUZZ_CASES times. Under an
+# address-space limit, so an allocation bomb aborts the test instead of exhausting the
+# machine; the input being read when a process died is left in target/fuzz-last.bin.
+FUZZ_CASES ?= 20000
+FUZZ_API_CASES ?= 2000
+FUZZ_MEMORY_KB ?= 4194304
+
+.PHONY: fuzz
+fuzz: ## Fuzz the readers, CSV sniffing, templates, webhooks, API bodies (FUZZ_CASES=20000 each)
+	$(CARGO) test --no-run -p anna-shared --test fuzz_props -p anna-api --test fuzz_bodies
+	@start=$$(date +%s); \
+	ulimit -v $(FUZZ_MEMORY_KB); \
+	ANNA_FUZZ_LAST=target/fuzz-last.bin PROPTEST_CASES=$(FUZZ_CASES) \
+		$(CARGO) test -p anna-shared --test fuzz_props -- --test-threads=2; \
+	PROPTEST_CASES=$(FUZZ_API_CASES) $(CARGO) test -p anna-api --test fuzz_bodies -- --test-threads=2; \
+	echo "make fuzz: $(FUZZ_CASES) cases per reader property, $(FUZZ_API_CASES) per API property, $$(( $$(date +%s) - start )) s"
+
 .PHONY: lint
 lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -163,15 +163,53 @@ impl IntakeConfig {
                 as usize,
             max_columns: env.bounded_or("ANNA_MAX_COLUMNS", defaults.max_columns as u64, 2..=1024)
                 as usize,
+            max_sheets: env.bounded_or("ANNA_MAX_SHEETS", defaults.max_sheets as u64, 1..=65_535)
+                as usize,
+            max_cell_chars: env.bounded_or(
+                "ANNA_MAX_CELL_CHARS",
+                defaults.max_cell_chars as u64,
+                64..=1 << 20,
+            ) as usize,
+            max_line_bytes: env.bounded_or(
+                "ANNA_MAX_LINE_BYTES",
+                defaults.max_line_bytes as u64,
+                1024..=64 << 20,
+            ) as usize,
+            max_unzipped_bytes: env.bounded_or(
+                "ANNA_MAX_UNZIPPED_BYTES",
+                defaults.max_unzipped_bytes,
+                1 << 20..=16 << 30,
+            ),
+            max_zip_ratio: env.bounded_or(
+                "ANNA_MAX_ZIP_RATIO",
+                u64::from(defaults.max_zip_ratio),
+                10..=10_000,
+            ) as u32,
+            max_zip_entries: env.bounded_or(
+                "ANNA_MAX_ZIP_ENTRIES",
+                defaults.max_zip_entries as u64,
+                16..=1_000_000,
+            ) as usize,
+            max_cells: env.bounded_or(
+                "ANNA_MAX_CELLS",
+                defaults.max_cells as u64,
+                1000..=100_000_000,
+            ) as usize,
         };
         let read = ReadOptions {
             date_format: env.or("ANNA_DATE_FORMAT", "%d/%m/%Y"),
             limits,
         };
         let region: Region = env.parsed_or("ANNA_DEFAULT_REGION", Region::default());
+        let intake_defaults = IntakeOptions::default();
         let intake = IntakeOptions {
             region,
-            ..IntakeOptions::default()
+            max_total_value_chars: env.bounded_or(
+                "ANNA_MAX_ROW_VALUE_CHARS",
+                intake_defaults.max_total_value_chars as u64,
+                64..=1 << 20,
+            ) as usize,
+            ..intake_defaults
         };
         Self { read, intake }
     }
@@ -226,5 +264,48 @@ mod tests {
         assert_eq!(store.retention_days, 180);
         assert_eq!(api.api_version, "v23.0");
         assert_eq!(intake.intake.region.to_string(), "PT");
+        assert_eq!(intake.read.limits, SheetLimits::default());
+    }
+
+    #[test]
+    fn every_input_limit_is_configurable() {
+        let mut reader = env(&[
+            ("ANNA_MAX_SHEETS", "3"),
+            ("ANNA_MAX_CELL_CHARS", "100"),
+            ("ANNA_MAX_LINE_BYTES", "2048"),
+            ("ANNA_MAX_UNZIPPED_BYTES", "2097152"),
+            ("ANNA_MAX_ZIP_RATIO", "50"),
+            ("ANNA_MAX_ZIP_ENTRIES", "20"),
+            ("ANNA_MAX_ROW_VALUE_CHARS", "500"),
+            ("ANNA_MAX_CELLS", "5000"),
+        ]);
+        let intake = IntakeConfig::read(&mut reader);
+        reader.finish().expect("valid limits");
+        let limits = &intake.read.limits;
+        assert_eq!(
+            (
+                limits.max_sheets,
+                limits.max_cell_chars,
+                limits.max_line_bytes
+            ),
+            (3, 100, 2048)
+        );
+        assert_eq!(
+            (
+                limits.max_unzipped_bytes,
+                limits.max_zip_ratio,
+                limits.max_zip_entries
+            ),
+            (2 << 20, 50, 20)
+        );
+        assert_eq!(intake.intake.max_total_value_chars, 500);
+        assert_eq!(limits.max_cells, 5000);
+        let mut reader = env(&[("ANNA_MAX_ZIP_RATIO", "1"), ("ANNA_MAX_SHEETS", "x")]);
+        let _ = IntakeConfig::read(&mut reader);
+        let err = reader.finish().expect_err("out of range").to_string();
+        assert!(
+            err.contains("ANNA_MAX_ZIP_RATIO") && err.contains("ANNA_MAX_SHEETS"),
+            "{err}"
+        );
     }
 }

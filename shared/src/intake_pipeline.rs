@@ -176,6 +176,42 @@ pub fn check_rows(
     Ok((intake.counts().0, rejected))
 }
 
+/// Why a file whose every row was empty (or that held only a header) cannot be a dispatch.
+pub const NO_DATA_ROWS: &str = "the file has no data rows";
+
+/// What the upload function would record for a file, without writing anything: the accepted
+/// count and every rejected row, or the reason the whole file fails (the dispatch's `failed`
+/// reason). Same reading, same intake, same rules as [`record_rows`]; rows are not kept, so a
+/// file of any size is checked in the memory its reader needs.
+pub fn check_file(
+    bytes: &[u8],
+    template: &Template,
+    config: &crate::config::IntakeConfig,
+) -> Result<(u32, Vec<RejectedRow>), String> {
+    let mut intake = Intake::new(template, config.intake.clone()).map_err(|e| e.to_string())?;
+    let rows = crate::sheet::read_sheet(bytes, &config.read).map_err(|e| e.to_string())?;
+    let mut rejected = Vec::new();
+    let mut first = true;
+    let mut data_rows = 0u64;
+    for row in rows {
+        let row = row.map_err(|e| e.to_string())?;
+        if first {
+            first = false;
+            if intake.header(&row.cells).map_err(|e| e.to_string())? {
+                continue;
+            }
+        }
+        data_rows += 1;
+        if let RowOutcome::Rejected(row) = intake.row(row.number, &row.cells) {
+            rejected.push(row);
+        }
+    }
+    if data_rows == 0 {
+        return Err(NO_DATA_ROWS.to_owned());
+    }
+    Ok((intake.counts().0, rejected))
+}
+
 /// The message recorded for one row's outcome.
 pub fn record_for(dispatch: &Dispatch, outcome: RowOutcome, cells: Vec<String>) -> MessageRecord {
     let now = now_rfc3339();

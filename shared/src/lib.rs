@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod intake_pipeline;
+pub mod json_guard;
 pub mod metrics;
 pub mod ports;
 pub mod schedule;

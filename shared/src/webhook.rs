@@ -212,15 +212,22 @@ struct RawErrorData {
     details: Option<String>,
 }
 
+/// 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
 /// The status events in a notification. Other content (inbound messages, unknown statuses)
 /// is skipped here; the caller still acknowledges the notification.
 pub fn status_events(body: &[u8]) -> Result<Vec<StatusEvent>, WebhookError> {
     parse_notification(body).map(|notified| notified.statuses)
 }
 
+/// Only times RFC 3339 can write with a four-digit year: a timestamp past 9999 would be
+/// written "+10018-…", which no parser reads back and which sorts before every real time.
+/// Such a time is not WhatsApp's; the receipt time stands in for it.
 fn event_time(timestamp: Option<&str>) -> chrono::DateTime<chrono::Utc> {
     timestamp
-        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .filter(|t| (0..=MAX_TIMESTAMP).contains(t))
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .unwrap_or_else(chrono::Utc::now)
 }
@@ -465,5 +472,22 @@ mod tests {
             );
         }
         assert_eq!(status_events(b"{}"), Ok(vec![]));
+    }
+
+    #[test]
+    fn timestamps_outside_rfc_3339_are_replaced_by_the_receipt_time() {
+        // Found by fuzz_props::webhook_statuses_are_read: year 10018.
+        for timestamp in ["254000000000", "-1", "9223372036854775807"] {
+            let body = format!(
+                r#"{{"entry":[{{"changes":[{{"value":{{"statuses":[{{"id":"w","status":"sent","timestamp":"{timestamp}"}}]}}}}]}}]}}"#
+            );
+            let events = status_events(body.as_bytes()).expect("valid");
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(&events[0].at).is_ok(),
+                "{timestamp}: {}",
+                events[0].at
+            );
+            assert!(events[0].at.starts_with("20"), "{}", events[0].at);
+        }
     }
 }

@@ -16,6 +16,8 @@ pub struct ApiLimits {
     pub max_body_bytes: usize,
     /// Most recipients in one `POST /v1/dispatches` (422 above it).
     pub max_recipients: usize,
+    /// Deepest nesting of arrays and objects in a JSON body (422 above it; webhooks 400).
+    pub max_json_depth: usize,
     /// Largest results spreadsheet answered in the response itself; larger ones are written
     /// to S3 and answered with a redirect to a presigned URL.
     pub report_inline_max_bytes: usize,
@@ -33,6 +35,7 @@ impl Default for ApiLimits {
         Self {
             max_body_bytes: 5 * 1024 * 1024,
             max_recipients: 10_000,
+            max_json_depth: 32,
             report_inline_max_bytes: 4 * 1024 * 1024,
             presign_ttl: Duration::from_secs(15 * 60),
             max_schedule_ahead: Duration::from_secs(30 * 86_400),
@@ -146,6 +149,11 @@ impl ApiConfig {
                     "ANNA_API_MAX_RECIPIENTS",
                     defaults.max_recipients as u64,
                     1..=100_000,
+                ) as usize,
+                max_json_depth: env.bounded_or(
+                    "ANNA_API_MAX_JSON_DEPTH",
+                    defaults.max_json_depth as u64,
+                    4..=128,
                 ) as usize,
                 report_inline_max_bytes: env.bounded_or(
                     "ANNA_REPORT_INLINE_MAX_BYTES",

@@ -4,16 +4,20 @@
 
 use anna_shared::error::Retryable;
 use anna_shared::intake_pipeline::PipelineError;
+use anna_shared::json_guard::nesting_depth;
 use anna_shared::ports::{QueueError, StoreError};
 use anna_shared::schedule::ScheduleError;
 use anna_shared::whatsapp::client::SendError;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
+use crate::SharedContext;
 use crate::dispatches::RejectedRecipient;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -236,16 +240,9 @@ fn json_problem(rejection: JsonRejection) -> ApiError {
                 e.body_text()
             ),
         ),
-        other if status == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "Request body too large",
-            format!(
-                "the body is larger than this API accepts ({}); send fewer recipients per \
-                 request, or upload a spreadsheet through POST /v1/uploads",
-                other.body_text()
-            ),
-        ),
+        other if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return body_too_large(&other.body_text());
+        }
         other => Problem::bad_request(
             "unreadable-body",
             format!("the body could not be read: {}", other.body_text()),
@@ -254,10 +251,80 @@ fn json_problem(rejection: JsonRejection) -> ApiError {
     problem.into()
 }
 
-/// `axum::Json` whose rejections are problem details.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose rejections are problem details, with the body's nesting checked against
+/// [`crate::ApiLimits::max_json_depth`] before it is parsed.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<SharedContext> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, ctx: &SharedContext) -> Result<Self, ApiError> {
+        if !is_json_content_type(request.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "the body must be JSON, sent with `Content-Type: application/json`",
+            )
+            .into());
+        }
+        // The body limit (DefaultBodyLimit) applies here: over it is a 413.
+        let body = Bytes::from_request(request, ctx)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => body_too_large(&rejection.body_text()),
+                _ => Problem::bad_request(
+                    "unreadable-body",
+                    format!("the body could not be read: {}", rejection.body_text()),
+                )
+                .into(),
+            })?;
+        let max = ctx.limits.max_json_depth;
+        if nesting_depth(&body, max) > max {
+            return Err(Problem::unprocessable(
+                "json-too-deep",
+                format!(
+                    "the body nests arrays and objects more than {max} levels deep; a request \
+                     of this API needs at most 4"
+                ),
+            )
+            .into());
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&body)?;
+        Ok(Self(value))
+    }
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn body_too_large(detail: &str) -> ApiError {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        format!(
+            "the body is larger than this API accepts ({detail}); send fewer recipients per \
+             request, or upload a spreadsheet through POST /v1/uploads"
+        ),
+    )
+    .into()
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {

@@ -112,6 +112,14 @@ pub async fn receive(
         )
         .into_response();
     }
+    let max = ctx.limits.max_json_depth;
+    if anna_shared::json_guard::nesting_depth(&body, max) > max {
+        return Problem::bad_request(
+            "malformed-webhook",
+            format!("the notification nests more than {max} levels deep"),
+        )
+        .into_response();
+    }
     let notified = match parse_notification(&body) {
         Ok(notified) => notified,
         Err(e) => {

@@ -16,7 +16,9 @@ use anna_shared::domain::dispatch::{
 };
 use anna_shared::domain::intake::Intake;
 use anna_shared::error::Retryable;
-use anna_shared::intake_pipeline::{Delivery, HeaderRow, PipelineError, Plan, record_rows};
+use anna_shared::intake_pipeline::{
+    Delivery, HeaderRow, NO_DATA_ROWS, PipelineError, Plan, record_rows,
+};
 use anna_shared::ports::{
     Created, DispatchStore, MessageStore, ObjectError, ObjectStore, QueueError, SendQueue,
     StoreError, WhatsApp, WriteMode,
@@ -313,7 +315,7 @@ where
         Err(reason) => return Ok(Err(reason)),
     };
     if recorded.summary.rows == 0 {
-        return Ok(Err("the file has no data rows".to_owned()));
+        return Ok(Err(NO_DATA_ROWS.to_owned()));
     }
     Ok(Ok(recorded.summary))
 }

@@ -27,6 +27,9 @@ pub struct IntakeOptions {
     pub max_value_chars: usize,
     /// Longest header text value, in characters. WhatsApp: 60.
     pub max_header_value_chars: usize,
+    /// Most characters all of a row's values may have together. WhatsApp bounds each value
+    /// (above); this bounds what one row costs to store, queue and send.
+    pub max_total_value_chars: usize,
 }
 
 impl Default for IntakeOptions {
@@ -35,6 +38,7 @@ impl Default for IntakeOptions {
             region: Region::default(),
             max_value_chars: 1024,
             max_header_value_chars: 60,
+            max_total_value_chars: 4096,
         }
     }
 }
@@ -146,6 +150,16 @@ pub enum RejectReason {
     InvalidLink {
         name: String,
     },
+    /// The cell holds a spreadsheet error (`#REF!`, `#DIV/0!`, …): a formula that failed.
+    FormulaError {
+        name: String,
+        value: String,
+    },
+    /// The row's values together are longer than [`IntakeOptions::max_total_value_chars`].
+    ValuesTooLong {
+        max: usize,
+        len: usize,
+    },
 }
 
 impl RejectReason {
@@ -157,6 +171,8 @@ impl RejectReason {
             Self::InvalidCharacters { .. } => "invalid_characters",
             Self::DuplicatePhone { .. } => "duplicate",
             Self::InvalidLink { .. } => "invalid_link",
+            Self::FormulaError { .. } => "formula_error",
+            Self::ValuesTooLong { .. } => "values_too_long",
         }
     }
 }
@@ -185,6 +201,14 @@ impl fmt::Display for RejectReason {
             Self::InvalidLink { name } => {
                 write!(f, "the value for {name:?} is not a link (https://…)")
             }
+            Self::FormulaError { name, value } => write!(
+                f,
+                "the value for {name:?} is the spreadsheet error {value}: fix the formula in that cell"
+            ),
+            Self::ValuesTooLong { max, len } => write!(
+                f,
+                "the row's values have {len} characters together, more than the limit of {max}; shorten them"
+            ),
         }
     }
 }
@@ -385,6 +409,12 @@ impl<'t> Intake<'t> {
             if value.is_empty() {
                 return Err(RejectReason::MissingVariable { name });
             }
+            if is_spreadsheet_error(value) {
+                return Err(RejectReason::FormulaError {
+                    name,
+                    value: value.to_owned(),
+                });
+            }
             let len = value.chars().count();
             if variable.is_media() {
                 if !is_link(value) {
@@ -414,6 +444,14 @@ impl<'t> Intake<'t> {
                 }
             }
             variables.push(value.to_owned());
+        }
+
+        let total: usize = variables.iter().map(|v| v.chars().count()).sum();
+        if total > self.options.max_total_value_chars {
+            return Err(RejectReason::ValuesTooLong {
+                max: self.options.max_total_value_chars,
+                len: total,
+            });
         }
 
         // E.164 has at most 15 digits, so the digits fit a u64 (a smaller map for big lists).
@@ -452,6 +490,25 @@ impl<'t> Intake<'t> {
 
 fn cell(cells: &[String], index: usize) -> &str {
     cells.get(index).map(|c| c.trim()).unwrap_or_default()
+}
+
+/// The error values a spreadsheet shows for a formula that failed. Sent as a variable they
+/// would reach the customer as "Olá #REF!".
+fn is_spreadsheet_error(value: &str) -> bool {
+    const ERRORS: [&str; 11] = [
+        "#NULL!",
+        "#DIV/0!",
+        "#VALUE!",
+        "#REF!",
+        "#NAME?",
+        "#NUM!",
+        "#N/A",
+        "#GETTING_DATA",
+        "#SPILL!",
+        "#CALC!",
+        "#FIELD!",
+    ];
+    value.starts_with('#') && ERRORS.iter().any(|e| value.eq_ignore_ascii_case(e))
 }
 
 /// What WhatsApp refuses in a text parameter, if the value has it.
@@ -807,6 +864,18 @@ mod tests {
         }
         accepted(intake.row(10, &cells(&["11 98888-7777", "l", "a    b", "d"])));
 
+        for error in ["#REF!", "#DIV/0!", "#n/a"] {
+            let r = rejected(intake.row(12, &cells(&["11 97777-6666", "l", error, "d"])));
+            assert_eq!(
+                r.reason,
+                RejectReason::FormulaError {
+                    name: "nome".into(),
+                    value: error.into()
+                }
+            );
+            assert_eq!(r.reason.code(), "formula_error");
+        }
+
         let r = rejected(intake.row(11, &cells(&["+55 11 98765-4321", "l", "n", "d"])));
         assert_eq!(r.reason, RejectReason::DuplicatePhone { first_row: 8 });
         assert_eq!(r.reason.code(), "duplicate");
@@ -815,7 +884,19 @@ mod tests {
             "row 11: the phone number is the same as in row 8"
         );
 
-        assert_eq!(intake.counts(), (2, 12));
+        assert_eq!(intake.counts(), (2, 15));
+
+        let mut tight = Intake::new(
+            &t,
+            IntakeOptions {
+                max_total_value_chars: 10,
+                ..IntakeOptions::default()
+            },
+        )
+        .unwrap();
+        let r = rejected(tight.row(2, &cells(&["11987654321", "Loja", "Maria", "25/12"])));
+        assert_eq!(r.reason, RejectReason::ValuesTooLong { max: 10, len: 14 });
+        assert_eq!(r.reason.code(), "values_too_long");
     }
 
     #[test]

@@ -18,10 +18,13 @@
 //! Deciding which row is the header and which column fills which template variable is the
 //! intake's job, not this module's.
 
+mod archive;
 mod detect;
+mod ods_guard;
 mod render;
 mod text;
 mod workbook;
+mod xls_guard;
 
 use std::fmt;
 
@@ -67,7 +70,10 @@ impl fmt::Display for SheetFormat {
     }
 }
 
-/// Limits that keep one upload from exhausting a function's memory or time.
+/// Limits that keep one upload from exhausting a function's memory or time. Each one is
+/// checked before the work it guards: the file size before anything, the zip limits before
+/// calamine opens a workbook, the sheet count before a sheet is read, rows, columns, cell and
+/// line lengths as the cells arrive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SheetLimits {
     /// Largest file accepted, in bytes. Checked before anything else.
@@ -76,6 +82,22 @@ pub struct SheetLimits {
     pub max_rows: usize,
     /// Most columns: a non-empty cell to the right of this column is an error.
     pub max_columns: usize,
+    /// Most sheets in a workbook (the first worksheet is looked for among them).
+    pub max_sheets: usize,
+    /// Longest cell, in characters. Excel itself holds at most 32,767.
+    pub max_cell_chars: usize,
+    /// Longest CSV record, in bytes as written in the file (quotes and delimiters included).
+    pub max_line_bytes: usize,
+    /// Most bytes the parts of an xlsx, xlsm, xlsb or ods file may unpack to, together.
+    pub max_unzipped_bytes: u64,
+    /// Highest compression ratio (unpacked ÷ packed) of a part larger than 1 MiB.
+    pub max_zip_ratio: u32,
+    /// Most parts (zip entries) in a workbook.
+    pub max_zip_entries: usize,
+    /// Most cells an ods or xls sheet may expand to (rows × columns between its first and
+    /// last values, ods repeats included; for xls also the area it declares): calamine holds
+    /// them all in memory at once.
+    pub max_cells: usize,
 }
 
 impl Default for SheetLimits {
@@ -84,6 +106,16 @@ impl Default for SheetLimits {
             max_bytes: 50 * 1024 * 1024,
             max_rows: 1_000_000,
             max_columns: 64,
+            max_sheets: 256,
+            max_cell_chars: 32_767,
+            max_line_bytes: 256 * 1024,
+            // A legitimate 50 MiB, million-row xlsx unpacks to a few hundred MiB.
+            max_unzipped_bytes: 1 << 30,
+            // Spreadsheet XML compresses 5 to 50 times; deflate's ceiling is about 1,032.
+            max_zip_ratio: 200,
+            max_zip_entries: 10_000,
+            // About 450 MiB in calamine's dense ranges; the upload function has 2 GB.
+            max_cells: 8_000_000,
         }
     }
 }
@@ -172,6 +204,46 @@ pub enum SheetError {
     },
 
     #[error(
+        "the workbook unpacks to more than {max} bytes; split the data over smaller files and upload each one"
+    )]
+    UnpackedTooLarge { max: u64 },
+
+    #[error(
+        "the workbook part {part:?} unpacks to {ratio} times its packed size, more than the limit of {max}, so the file is refused as a possible zip bomb; open it in a spreadsheet app, save it again and upload the new file"
+    )]
+    CompressionRatio { part: String, ratio: u64, max: u32 },
+
+    #[error(
+        "the workbook has {parts} parts, more than the limit of {max}; save it again from a spreadsheet app and upload the new file"
+    )]
+    TooManyParts { parts: usize, max: usize },
+
+    #[error(
+        "the sheet spans {cells} cells (rows times columns, empty ones between the values included), more than the limit of {max}; delete the empty rows and columns between the data, or split it into smaller files"
+    )]
+    TooManyCells { cells: u64, max: usize },
+
+    #[error(
+        "the workbook has {sheets} sheets, more than the limit of {max}; keep the recipients on the first sheet, delete the other sheets and upload again"
+    )]
+    TooManySheets { sheets: usize, max: usize },
+
+    #[error(
+        "row {row} has {chars} characters in column {column}, more than the limit of {max}; shorten that cell and upload again"
+    )]
+    CellTooLong {
+        row: u32,
+        column: String,
+        chars: usize,
+        max: usize,
+    },
+
+    #[error(
+        "row {row} is {bytes} bytes long, more than the limit of {max} bytes for a line; check that the file has one recipient per line (an unbalanced quote joins lines) and upload again"
+    )]
+    LineTooLong { row: u32, bytes: usize, max: usize },
+
+    #[error(
         "the configured date format {format:?} is not a valid strftime pattern; fix the date format setting (for example %d/%m/%Y)"
     )]
     InvalidDateFormat { format: String },
@@ -199,6 +271,17 @@ pub fn read_sheet<'a>(bytes: &'a [u8], options: &ReadOptions) -> Result<SheetRow
     }
     render::check_date_format(&options.date_format)?;
     let format = detect_format(bytes)?;
+    if matches!(
+        format,
+        SheetFormat::Xlsx | SheetFormat::Xlsm | SheetFormat::Xlsb | SheetFormat::Ods
+    ) {
+        archive::check_zip(bytes, limits)?;
+    }
+    match format {
+        SheetFormat::Ods => ods_guard::check_ods(bytes, limits)?,
+        SheetFormat::Xls => xls_guard::check_xls(bytes, limits)?,
+        _ => {}
+    }
     let inner = match format {
         SheetFormat::Csv => Inner::Csv(Box::new(text::CsvRows::new(bytes, options)?)),
         _ => Inner::Rows(workbook::read_rows(bytes, format, options)?.into_iter()),
@@ -260,6 +343,12 @@ pub(crate) fn column_name(index: u32) -> String {
         n = (n - 1) / 26;
     }
     letters.iter().rev().collect()
+}
+
+/// A cell's text as a person sees it: surrounding white space and byte-order marks (U+FEFF,
+/// invisible, left in the middle of a file by concatenated exports) removed.
+pub(crate) fn clean_text(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}')
 }
 
 /// Drops the trailing empty cells of a row; `None` when the row is all empty.
@@ -341,6 +430,26 @@ mod tests {
             },
             SheetError::InvalidDateFormat {
                 format: "%Q".into(),
+            },
+            SheetError::UnpackedTooLarge { max: 1 },
+            SheetError::CompressionRatio {
+                part: "xl/sharedStrings.xml".into(),
+                ratio: 900,
+                max: 200,
+            },
+            SheetError::TooManyParts { parts: 2, max: 1 },
+            SheetError::TooManySheets { sheets: 2, max: 1 },
+            SheetError::TooManyCells { cells: 2, max: 1 },
+            SheetError::CellTooLong {
+                row: 1,
+                column: "A".into(),
+                chars: 2,
+                max: 1,
+            },
+            SheetError::LineTooLong {
+                row: 1,
+                bytes: 2,
+                max: 1,
             },
         ];
         for e in errors {

@@ -61,7 +61,7 @@ impl Renderer {
     pub(crate) fn data(&self, value: &Data) -> String {
         match value {
             Data::Empty => String::new(),
-            Data::String(s) => s.trim().to_string(),
+            Data::String(s) => super::clean_text(s).to_string(),
             Data::Int(i) => i.to_string(),
             Data::Float(f) => float(*f),
             Data::Bool(b) => boolean(*b),
@@ -75,8 +75,8 @@ impl Renderer {
     pub(crate) fn data_ref(&self, value: &DataRef<'_>) -> String {
         match value {
             DataRef::Empty => String::new(),
-            DataRef::String(s) => s.trim().to_string(),
-            DataRef::SharedString(s) => s.trim().to_string(),
+            DataRef::String(s) => super::clean_text(s).to_string(),
+            DataRef::SharedString(s) => super::clean_text(s).to_string(),
             DataRef::Int(i) => i.to_string(),
             DataRef::Float(f) => float(*f),
             DataRef::Bool(b) => boolean(*b),

@@ -40,12 +40,21 @@ pub(crate) fn sniff_encoding(bytes: &[u8]) -> Option<Encoding> {
         return Some(Encoding::Utf16Be);
     }
     let sample = &bytes[..bytes.len().min(SAMPLE)];
-    if sample.contains(&0) {
-        return utf16_without_bom(sample);
+    let nuls = sample.iter().filter(|&&b| b == 0).count();
+    if nuls > 0 {
+        if let Some(utf16) = utf16_without_bom(sample) {
+            return Some(utf16);
+        }
+        // A stray NUL in a text export (a padded field, a bad conversion) is not binary
+        // data: the rows around it can still be sent, and the intake rejects the row whose
+        // cell holds it. Many NULs that are not UTF-16 are binary.
+        if nuls * 100 > sample.len() {
+            return None;
+        }
     }
     let controls = sample
         .iter()
-        .filter(|&&b| matches!(b, 0x01..=0x08 | 0x0B | 0x0E..=0x19 | 0x1C..=0x1F | 0x7F))
+        .filter(|&&b| matches!(b, 0x00..=0x08 | 0x0B | 0x0E..=0x19 | 0x1C..=0x1F | 0x7F))
         .count();
     if controls * 100 > sample.len() {
         return None;
@@ -239,7 +248,10 @@ fn field_counts(text: &[u8], delimiter: u8, complete: bool) -> Vec<usize> {
         }
         i += 1;
     }
-    if complete && has_content && counts.len() < SNIFF_RECORDS {
+    // The last record counts when the sample holds the whole text, and also when it is the
+    // only one: a first line longer than the sample (16,384 columns, a 1 MB line) must still
+    // be split by its delimiter, or it would be read as one enormous cell.
+    if has_content && (complete || counts.is_empty()) && counts.len() < SNIFF_RECORDS {
         counts.push(fields);
     }
     counts
@@ -255,6 +267,8 @@ pub(crate) struct CsvRows<'a> {
     previous: Option<(u64, usize, u64)>,
     max_rows: usize,
     max_columns: usize,
+    max_cell_chars: usize,
+    max_line_bytes: usize,
     rows: usize,
     done: bool,
 }
@@ -286,6 +300,8 @@ impl<'a> CsvRows<'a> {
         let SheetLimits {
             max_rows,
             max_columns,
+            max_cell_chars,
+            max_line_bytes,
             ..
         } = options.limits;
         Ok(CsvRows {
@@ -295,6 +311,8 @@ impl<'a> CsvRows<'a> {
             previous: None,
             max_rows,
             max_columns,
+            max_cell_chars,
+            max_line_bytes,
             rows: 0,
             done: false,
         })
@@ -329,6 +347,46 @@ impl<'a> CsvRows<'a> {
     }
 }
 
+impl CsvRows<'_> {
+    /// The record just read as a [`SheetError`] when it is longer than a line may be, or
+    /// has a cell longer than a cell may be. The csv reader has already buffered the record
+    /// (memory stays bounded by the file size); what the limit stops is a file that is one
+    /// huge "line" (an unbalanced quote, a binary file that looks like text) reaching the
+    /// intake as a single row with megabyte cells.
+    fn oversized(&self, number: u64) -> Option<SheetError> {
+        let row = u32::try_from(number).unwrap_or(u32::MAX);
+        // From where the record starts (after the blank lines before it, which
+        // `row_number` skipped) to where the reader stopped.
+        let start = self.previous.map_or(self.base, |(_, start, _)| start);
+        let end = usize::try_from(self.reader.position().byte())
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.base);
+        let bytes = end.saturating_sub(start);
+        if bytes > self.max_line_bytes {
+            return Some(SheetError::LineTooLong {
+                row,
+                bytes,
+                max: self.max_line_bytes,
+            });
+        }
+        for (index, field) in self.record.iter().enumerate() {
+            if field.len() <= self.max_cell_chars {
+                continue;
+            }
+            let chars = String::from_utf8_lossy(field).chars().count();
+            if chars > self.max_cell_chars {
+                return Some(SheetError::CellTooLong {
+                    row,
+                    column: column_name(u32::try_from(index).unwrap_or(u32::MAX)),
+                    chars,
+                    max: self.max_cell_chars,
+                });
+            }
+        }
+        None
+    }
+}
+
 impl Iterator for CsvRows<'_> {
     type Item = Result<SheetRow, SheetError>;
 
@@ -338,10 +396,14 @@ impl Iterator for CsvRows<'_> {
                 Ok(false) => self.done = true,
                 Ok(true) => {
                     let number = self.row_number();
+                    if let Some(error) = self.oversized(number) {
+                        self.done = true;
+                        return Some(Err(error));
+                    }
                     let cells: Vec<String> = self
                         .record
                         .iter()
-                        .map(|field| String::from_utf8_lossy(field).trim().to_string())
+                        .map(|field| super::clean_text(&String::from_utf8_lossy(field)).to_string())
                         .collect();
                     let Some(cells) = finish_cells(cells) else {
                         continue;
@@ -493,6 +555,42 @@ mod tests {
         );
         // A truncated last line is ignored.
         assert_eq!(sniff_delimiter("a;b\n1;2\n3,4,5,6", false), b';');
+        // ...unless it is the only line the sample holds (a first line longer than the
+        // sample is still split by its delimiter).
+        assert_eq!(sniff_delimiter("a,b,c,d,e,f,g", false), b',');
+    }
+
+    #[test]
+    fn line_limits_skip_blank_lines_and_long_first_lines_have_columns() {
+        let mut text = b"a,b\n".to_vec();
+        text.extend(std::iter::repeat_n(b'\n', 5000));
+        text.extend_from_slice(b"c,d\n");
+        let limits = SheetLimits {
+            max_line_bytes: 1024,
+            ..SheetLimits::default()
+        };
+        let rows = rows_with(&text, limits.clone());
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(Result::is_ok), "{rows:?}");
+        let long = format!("a,{}\n", "x".repeat(2000));
+        assert_eq!(
+            rows_with(long.as_bytes(), limits),
+            vec![Err(SheetError::LineTooLong {
+                row: 1,
+                bytes: 2003,
+                max: 1024
+            })]
+        );
+        let wide = (0..20_000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = rows_with(wide.as_bytes(), SheetLimits::default());
+        assert!(
+            matches!(rows[0], Err(SheetError::TooManyColumns { max: 64, .. })),
+            "{:?}",
+            rows[0]
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn read(
                 e => corrupt(e.to_string()),
             };
             let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
-            let name = first_worksheet(workbook.sheets_metadata())?;
+            let name = first_worksheet(workbook.sheets_metadata(), &options.limits)?;
             let mut cells = workbook.worksheet_cells_reader(&name).map_err(xlsx_error)?;
             while let Some(cell) = cells.next_cell().map_err(xlsx_error)? {
                 let (row, column) = cell.get_position();
@@ -70,7 +70,7 @@ fn read(
                 e => corrupt(e.to_string()),
             };
             let mut workbook = Xlsb::new(Cursor::new(bytes)).map_err(xlsb_error)?;
-            let name = first_worksheet(workbook.sheets_metadata())?;
+            let name = first_worksheet(workbook.sheets_metadata(), &options.limits)?;
             let mut cells = workbook.worksheet_cells_reader(&name).map_err(xlsb_error)?;
             while let Some(cell) = cells.next_cell().map_err(xlsb_error)? {
                 let (row, column) = cell.get_position();
@@ -83,7 +83,7 @@ fn read(
                 e => corrupt(e.to_string()),
             };
             let mut workbook = Xls::new(Cursor::new(bytes)).map_err(xls_error)?;
-            let name = first_worksheet(workbook.sheets_metadata())?;
+            let name = first_worksheet(workbook.sheets_metadata(), &options.limits)?;
             let range = workbook.worksheet_range(&name).map_err(xls_error)?;
             push_range(&mut rows, &range, &renderer)?;
         }
@@ -93,7 +93,7 @@ fn read(
                 e => corrupt(e.to_string()),
             };
             let mut workbook = Ods::new(Cursor::new(bytes)).map_err(ods_error)?;
-            let name = first_worksheet(workbook.sheets_metadata())?;
+            let name = first_worksheet(workbook.sheets_metadata(), &options.limits)?;
             let range = workbook.worksheet_range(&name).map_err(ods_error)?;
             push_range(&mut rows, &range, &renderer)?;
         }
@@ -106,7 +106,13 @@ fn read(
 
 /// The first visible worksheet (chart sheets and macro sheets are not data), or the first
 /// worksheet when all of them are hidden.
-fn first_worksheet(sheets: &[Sheet]) -> Result<String, SheetError> {
+fn first_worksheet(sheets: &[Sheet], limits: &SheetLimits) -> Result<String, SheetError> {
+    if sheets.len() > limits.max_sheets {
+        return Err(SheetError::TooManySheets {
+            sheets: sheets.len(),
+            max: limits.max_sheets,
+        });
+    }
     let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
     worksheets()
         .find(|s| s.visible == SheetVisible::Visible)
@@ -161,6 +167,18 @@ impl<'a> Collector<'a> {
     fn push(&mut self, row: u32, column: u32, text: String) -> Result<(), SheetError> {
         if text.is_empty() {
             return Ok(());
+        }
+        // A cell never has more characters than bytes: the cheap length decides first.
+        if text.len() > self.limits.max_cell_chars {
+            let chars = text.chars().count();
+            if chars > self.limits.max_cell_chars {
+                return Err(SheetError::CellTooLong {
+                    row: row.saturating_add(1),
+                    column: column_name(column),
+                    chars,
+                    max: self.limits.max_cell_chars,
+                });
+            }
         }
         if usize::try_from(column).map_or(true, |c| c >= self.limits.max_columns) {
             return Err(SheetError::TooManyColumns {
@@ -465,8 +483,20 @@ mod tests {
             sheet("Oculta", SheetType::WorkSheet, SheetVisible::Hidden),
             sheet("Contatos", SheetType::WorkSheet, SheetVisible::Visible),
         ];
-        assert_eq!(first_worksheet(&sheets).unwrap(), "Contatos");
-        assert_eq!(first_worksheet(&sheets[..2]).unwrap(), "Oculta");
-        assert_eq!(first_worksheet(&sheets[..1]), Err(SheetError::NoWorksheet));
+        let limits = SheetLimits::default();
+        assert_eq!(first_worksheet(&sheets, &limits).unwrap(), "Contatos");
+        assert_eq!(first_worksheet(&sheets[..2], &limits).unwrap(), "Oculta");
+        assert_eq!(
+            first_worksheet(&sheets[..1], &limits),
+            Err(SheetError::NoWorksheet)
+        );
+        let two = SheetLimits {
+            max_sheets: 2,
+            ..SheetLimits::default()
+        };
+        assert_eq!(
+            first_worksheet(&sheets, &two),
+            Err(SheetError::TooManySheets { sheets: 3, max: 2 })
+        );
     }
 }
