@@ -10,8 +10,10 @@
 use std::collections::HashMap;
 
 use anna_shared::aws::statuses::StatusApplied;
+use anna_shared::domain::message::MessageStatus;
 use anna_shared::domain::phone::{mask_phone, match_key};
 use anna_shared::error::Retryable;
+use anna_shared::metrics::MetricSet;
 use anna_shared::ports::{OptOut, OptOutStore};
 use anna_shared::webhook::{parse_notification, verify_signature, verify_subscription};
 use anna_shared::whatsapp::errors::is_opt_out;
@@ -135,10 +137,19 @@ pub async fn receive(
         )
         .into_response()
     };
+    // Only statuses that moved a message count, so Meta's redeliveries inflate nothing;
+    // emitted on every way out, since what was recorded stays recorded.
+    let mut applied = MetricSet::new().dimension("Function", "api");
     for event in &notified.statuses {
         match ctx.store.apply_status(event).await {
             Ok(StatusApplied::Moved { message, from, to }) => {
                 info!(message_id = %message, %from, %to, "status recorded");
+                match to {
+                    MessageStatus::Delivered => applied.count("Delivered", 1),
+                    MessageStatus::Read => applied.count("Read", 1),
+                    MessageStatus::Failed => applied.count("FailedAfterSend", 1),
+                    _ => {}
+                }
             }
             Ok(StatusApplied::Ignored) => {
                 debug!(wamid = %event.wamid, status = %event.status, "duplicate or late status");
@@ -148,6 +159,7 @@ pub async fn receive(
             }
             Err(e) => {
                 warn!(error = %e, retryable = e.is_retryable(), "status not recorded; Meta will deliver it again");
+                applied.emit();
                 return unavailable();
             }
         }
@@ -165,11 +177,13 @@ pub async fn receive(
             };
             if let Err(e) = ctx.store.add_opt_out(&opt_out).await {
                 warn!(error = %e, "opt-out not recorded; Meta will deliver it again");
+                applied.emit();
                 return unavailable();
             }
             info!(phone = %mask_phone(recipient), "number opted out (131050)");
         }
     }
+    applied.emit();
     for message in &notified.messages {
         match apply_inbound(&ctx, message).await {
             Ok(InboundApplied::Recorded { answer, state }) => {

@@ -63,6 +63,8 @@ fn app() -> axum::Router {
             app_secret: "secret".into(),
             verify_token: "token".into(),
         },
+        opt_out: Default::default(),
+        event_bus: None,
     };
     router(Arc::new(
         ApiContext::connect(&sdk, config).expect("context"),
