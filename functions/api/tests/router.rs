@@ -362,6 +362,7 @@ async fn openapi_document_validates_and_lists_every_route() {
         ("GET", "/v1/opt-outs"),
         ("POST", "/v1/opt-outs"),
         ("DELETE", "/v1/opt-outs/{phone}"),
+        ("GET", "/v1/metrics"),
         ("GET", "/webhook"),
         ("POST", "/webhook"),
     ]
