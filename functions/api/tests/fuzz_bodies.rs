@@ -6,12 +6,10 @@
 //! service that is not there and are answered 502/503, which is also a clear answer. The
 //! short pass runs in `make test`; `make fuzz` sets `PROPTEST_CASES`.
 
-use std::sync::Arc;
+mod common;
 
-use anna_api::config::{ApiConfig, ApiKeys, ApiLimits};
-use anna_api::{ApiContext, router};
-use anna_shared::config::{IntakeConfig, StoreConfig};
-use anna_shared::whatsapp::client::CloudApiConfig;
+use anna_api::config::ApiLimits;
+use anna_api::webhook::WebhookSecrets;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use proptest::prelude::*;
@@ -32,43 +30,18 @@ fn cases(short: u32) -> Config {
 }
 
 fn app() -> axum::Router {
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
-    let config = ApiConfig {
-        store: StoreConfig {
-            table: "unused".into(),
-            retention_days: 1,
-        },
-        send_queue_url: "http://127.0.0.1:9/queue".into(),
-        bucket: "unused".into(),
-        cloud_api: CloudApiConfig {
-            base_url: "http://127.0.0.1:9".into(),
-            phone_number_id: "1".into(),
-            waba_id: "2".into(),
-            access_token: "t".into(),
-            ..CloudApiConfig::default()
-        },
-        template_ttl: std::time::Duration::from_secs(60),
-        intake: IntakeConfig::default(),
-        keys: ApiKeys::from_list(KEY),
-        limits: ApiLimits {
+    common::offline_app(
+        KEY,
+        ApiLimits {
             max_body_bytes: 64 * 1024,
             max_recipients: 50,
             ..ApiLimits::default()
         },
-        webhook: anna_api::webhook::WebhookSecrets {
+        WebhookSecrets {
             app_secret: "secret".into(),
             verify_token: "token".into(),
         },
-        opt_out: Default::default(),
-        event_bus: None,
-    };
-    router(Arc::new(
-        ApiContext::connect(&sdk, config).expect("context"),
-    ))
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {

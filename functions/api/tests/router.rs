@@ -3,12 +3,10 @@
 //! tests/integration against moto and wa-sim.)
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use anna_api::config::{ApiConfig, ApiKeys, ApiLimits};
-use anna_api::{ApiContext, router};
-use anna_shared::config::{IntakeConfig, StoreConfig};
-use anna_shared::whatsapp::client::CloudApiConfig;
+mod common;
+
+use anna_api::config::ApiLimits;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::Value;
@@ -16,38 +14,8 @@ use tower::ServiceExt;
 
 const KEY: &str = "test-key-1";
 
-/// A context whose services are never reached by these requests (nothing listens there).
 fn app_with(keys: &str, limits: ApiLimits) -> axum::Router {
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
-    let config = ApiConfig {
-        store: StoreConfig {
-            table: "unused".into(),
-            retention_days: 1,
-        },
-        send_queue_url: "http://127.0.0.1:9/queue".into(),
-        bucket: "unused".into(),
-        cloud_api: CloudApiConfig {
-            base_url: "http://127.0.0.1:9".into(),
-            phone_number_id: "1".into(),
-            waba_id: "2".into(),
-            access_token: "t".into(),
-            ..CloudApiConfig::default()
-        },
-        template_ttl: std::time::Duration::from_secs(60),
-        intake: IntakeConfig::default(),
-        keys: ApiKeys::from_list(keys),
-        limits,
-        webhook: anna_api::webhook::WebhookSecrets::default(),
-        opt_out: Default::default(),
-        event_bus: None,
-    };
-    router(Arc::new(
-        ApiContext::connect(&sdk, config).expect("context"),
-    ))
+    common::offline_app(keys, limits, Default::default())
 }
 
 fn app() -> axum::Router {
