@@ -160,4 +160,4 @@ bench: tools ## Benchmarks against the targets (docs/performance.md): prints a t
 
 .PHONY: soak
 soak: tools ## The long fault-injection soak: 20,000 recipients (ANNA_SOAK_RECIPIENTS per dispatch × 4, ANNA_SOAK_RATE msg/s)
-	$(CARGO) test --release -p anna-integration-tests --test soak -- --ignored --nocapture long_soak
+	$(CARGO) test -p anna-integration-tests --test soak -- --ignored --nocapture long_soak
