@@ -31,7 +31,14 @@ pub fn functions() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
         ),
     ];
     upload.extend(whatsapp);
-    let mut sender = vec![("ANNA_TABLE", "anna"), ("ANNA_SEND_RATE", "80")];
+    let mut sender = vec![
+        ("ANNA_TABLE", "anna"),
+        ("ANNA_SEND_RATE", "80"),
+        (
+            "ANNA_SEND_QUEUE_URL",
+            "http://127.0.0.1:9/000000000000/anna-send",
+        ),
+    ];
     sender.extend(whatsapp);
     let mut api = vec![
         ("ANNA_TABLE", "anna"),
