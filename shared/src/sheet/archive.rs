@@ -70,21 +70,7 @@ fn part_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use zip::write::SimpleFileOptions;
-
-    fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Cursor::new(Vec::new());
-        {
-            let mut zip = zip::ZipWriter::new(&mut out);
-            for (name, data) in entries {
-                zip.start_file(*name, SimpleFileOptions::default()).unwrap();
-                zip.write_all(data).unwrap();
-            }
-            zip.finish().unwrap();
-        }
-        out.into_inner()
-    }
+    use crate::sheet::test_zip::zip_with;
 
     #[test]
     fn honest_small_archives_pass() {

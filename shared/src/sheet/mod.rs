@@ -26,6 +26,27 @@ mod text;
 mod workbook;
 mod xls_guard;
 
+/// Zip archives built in memory, for the tests of the readers that look inside them.
+#[cfg(test)]
+pub(crate) mod test_zip {
+    use std::io::{Cursor, Write};
+
+    use zip::write::SimpleFileOptions;
+
+    pub fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            for (name, data) in entries {
+                zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+                zip.write_all(data).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        out.into_inner()
+    }
+}
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -76,21 +76,29 @@ pub fn status_body(
     if let Some(data) = &send.biz_opaque_callback_data {
         entry["biz_opaque_callback_data"] = json!(data);
     }
+    let mut value = metadata(phone_number_id, display_phone_number);
+    value["statuses"] = json!([entry]);
+    notification(waba_id, value)
+}
+
+/// The `value` of a change: who the business number is. The caller adds statuses or messages.
+fn metadata(phone_number_id: &str, display_phone_number: &str) -> Value {
+    json!({
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": display_phone_number,
+            "phone_number_id": phone_number_id,
+        },
+    })
+}
+
+/// The envelope every notification of the `messages` field comes in.
+fn notification(waba_id: &str, value: Value) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{
             "id": waba_id,
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": display_phone_number,
-                        "phone_number_id": phone_number_id,
-                    },
-                    "statuses": [entry],
-                },
-            }],
+            "changes": [{ "field": "messages", "value": value }],
         }],
     })
 }
@@ -138,24 +146,10 @@ pub fn inbound_body(
             message["button"] = json!({ "payload": payload, "text": text });
         }
     }
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": waba_id,
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": display_phone_number,
-                        "phone_number_id": phone_number_id,
-                    },
-                    "contacts": [ { "profile": { "name": profile_name }, "wa_id": from } ],
-                    "messages": [message],
-                },
-            }],
-        }],
-    })
+    let mut value = metadata(phone_number_id, display_phone_number);
+    value["contacts"] = json!([{ "profile": { "name": profile_name }, "wa_id": from }]);
+    value["messages"] = json!([message]);
+    notification(waba_id, value)
 }
 
 /// The statuses one send will be reported with, in posting order.
