@@ -17,11 +17,13 @@ message it deletes.
 """
 
 import json
+import logging
 import sys
 import threading
 import time
 
 from moto.core import utils as moto_utils
+from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
 from moto.sqs import models as sqs
@@ -36,6 +38,35 @@ def _serialised_call_action(self):
 
 
 DynamoHandler.call_action = _serialised_call_action
+
+
+def _query_reading_only_what_it_can_match(self, hash_key, *args, **kwargs):
+    """moto's Table.query, handed the candidate items instead of the whole table sorted.
+
+    moto sorts every item of the table for each Query, then keeps one partition (a table
+    query) or re-sorts the matches by the index's keys (an index query), so listing a
+    dispatch of 5,000 messages in a table of 20,000 cost a sort of 20,000. A table query now
+    starts from its partition; an index query from the items unsorted, since moto orders its
+    matches by the full index and table key afterwards. Results and pages are unchanged.
+    """
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    if not index_name and self.range_key_attr:
+        candidates = lambda: list(self.items.get(hash_key, {}).values())  # noqa: E731
+    else:
+        candidates = lambda: [  # noqa: E731
+            item
+            for hash_set in self.items.values()
+            for item in (hash_set.values() if self.range_key_attr else [hash_set])
+        ]
+    self.all_items = candidates
+    try:
+        return _table_query(self, hash_key, *args, **kwargs)
+    finally:
+        del self.all_items
+
+
+_table_query = dynamodb_table.Table.query
+dynamodb_table.Table.query = _query_reading_only_what_it_can_match
 
 
 def _unix_time(dt=None):
@@ -102,6 +133,10 @@ def _delete_message(self, receipt_handle):
 
 
 sqs.Queue.delete_message = _delete_message
+
+# One log line per request, written under a lock shared by every thread: at a few hundred
+# requests a second that was half of moto's time. Errors are still logged.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 if __name__ == "__main__":
     sys.exit(main())

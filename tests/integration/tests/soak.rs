@@ -5,6 +5,7 @@
 //! messages.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anna_integration_tests::wa_sim::Faults;
@@ -12,11 +13,12 @@ use anna_integration_tests::{Options, TestStack};
 use anna_local::runner::poll_once;
 use anna_sender::{Pacing, RetryPolicy};
 use anna_shared::aws::dynamo::now_rfc3339;
-use anna_shared::aws::sqs::SqsSendQueue;
-use anna_shared::delivery::{UnknownOutcomePolicy, resolve_expired_claims};
+use anna_shared::aws::sqs::{SendRecord, SqsSendQueue};
+use anna_review::ReviewRules;
+use anna_shared::delivery::UnknownOutcomePolicy;
 use anna_shared::domain::message::{MessageId, MessageStatus};
 use anna_shared::ports::SendQueue;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 const LEASE: Duration = Duration::from_secs(2);
 
@@ -50,7 +52,7 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
             max_concurrency: 1,
             sends_in_flight: 10,
         },
-        max_attempts: 10,
+        max_attempts: 5,
         whatsapp_timeout: Duration::from_millis(400),
         lease: LEASE,
         ..Options::default()
@@ -89,86 +91,103 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
     // Twice the time the configured pace needs, and four minutes at least.
     let settle_within =
         Duration::from_secs((2 * dispatches * recipients / rate.max(1) as usize).max(240) as u64);
-    let mut kills = 0;
-    let mut duplicates = 0;
-    for round in 0.. {
-        assert!(
-            started.elapsed() < settle_within,
-            "soak did not settle within {settle_within:?}"
-        );
-        let uploads = stack.pump_uploads().await;
-        let sends = if round % 6 == 5 {
-            // The sender dies mid-batch: nothing it received is deleted, claims it made stay
-            // `sending` until their lease expires.
-            kills += 1;
-            poll_once(
-                &stack.sqs,
-                &stack.stack.send_queue_url,
-                Duration::ZERO,
-                |event| async {
-                    let ids: Vec<String> = event
-                        .records
-                        .iter()
-                        .filter_map(|r| r.message_id.clone())
-                        .collect();
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(30),
-                        anna_sender::handle(&stack.sender, event),
-                    )
-                    .await;
-                    let mut response = SqsBatchResponse::default();
-                    response.batch_item_failures = ids
-                        .into_iter()
-                        .map(|id| {
-                            let mut failure = BatchItemFailure::default();
-                            failure.item_identifier = id;
-                            failure
-                        })
-                        .collect();
-                    response
-                },
-            )
-            .await
-            .expect("polling")
-        } else {
-            stack.pump_sends().await
-        };
-        if round % 4 == 3 {
-            // At-least-once delivery: some records arrive twice.
-            let sample: Vec<MessageId> = stack
-                .messages(&ids[round % dispatches])
+    let kills = AtomicUsize::new(0);
+    let duplicates = AtomicUsize::new(0);
+    let last_busy = std::sync::Mutex::new(Instant::now());
+    let busy = || *last_busy.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    // Each loop polls like one concurrent Lambda invocation until both queues have been
+    // empty for a while; the sender invocations share the one sender, so its pace is the
+    // whole number's.
+    let until_quiet = |invocation: Option<usize>| {
+        let (stack, queue, kills, duplicates, last_busy) =
+            (&stack, &queue, &kills, &duplicates, &last_busy);
+        async move {
+            for batch in 0usize.. {
+                assert!(
+                    started.elapsed() < settle_within,
+                    "soak did not settle within {settle_within:?}"
+                );
+                let idle = last_busy.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                if idle > QUIET {
+                    break;
+                }
+                let Some(invocation) = invocation else {
+                    if stack.pump_uploads().await > 0 {
+                        busy();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let fault = match (invocation, batch % 12) {
+                    (0, 5) => Fault::Killed,
+                    (1, 3 | 7 | 11) => Fault::DeliveredTwice,
+                    _ => Fault::None,
+                };
+                let polled = poll_once(
+                    &stack.sqs,
+                    &stack.stack.send_queue_url,
+                    Duration::ZERO,
+                    |event| async move {
+                        match fault {
+                            Fault::Killed => {
+                                kills.fetch_add(1, Ordering::Relaxed);
+                                killed_mid_batch(stack, event).await
+                            }
+                            Fault::DeliveredTwice => {
+                                // At-least-once delivery: some records arrive again later.
+                                let again = sampled_message_ids(&event);
+                                let response = anna_sender::handle(&stack.sender, event).await;
+                                duplicates.fetch_add(again.len(), Ordering::Relaxed);
+                                queue.enqueue(&again).await.expect("enqueue duplicates");
+                                response
+                            }
+                            Fault::None => anna_sender::handle(&stack.sender, event).await,
+                        }
+                    },
+                )
                 .await
-                .into_iter()
-                .filter(|m| m.status != MessageStatus::Rejected)
-                .step_by(7)
-                .map(|m| m.id)
-                .collect();
-            duplicates += sample.len();
-            queue.enqueue(&sample).await.expect("enqueue duplicates");
+                .expect("polling the send queue");
+                if polled > 0 {
+                    busy();
+                } else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
-        if uploads + sends == 0 && round > 20 {
-            break;
-        }
-    }
+    };
+    futures::future::join_all(
+        std::iter::once(None)
+            .chain((0..INVOCATIONS).map(Some))
+            .map(until_quiet),
+    )
+    .await;
+    let (kills, duplicates) = (kills.into_inner(), duplicates.into_inner());
     stack.sim.set_faults(Faults::default());
     stack.run_until_quiet(Duration::from_secs(120)).await;
 
-    // Claims left by killed senders and lost answers: resolved once their lease is over.
-    tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
-    let now = chrono::Utc::now();
-    let mut unknown = 0;
-    for id in &ids {
-        unknown += resolve_expired_claims(
-            &stack.store,
-            &queue,
-            id,
-            now,
-            Duration::ZERO,
-            UnknownOutcomePolicy::AtMostOnce,
-        )
-        .await
-        .expect("sweep");
+    // What the scheduled review does on AWS, run as if its thresholds had passed: claims
+    // left by killed senders and lost answers are settled by the unknown-outcome policy, and
+    // messages still `queued` whose record is gone (to the DLQ after maxReceiveCount
+    // receives, some of them without a claim) are queued again.
+    let review = stack.review(ReviewRules {
+        unknown_outcome_grace: Duration::ZERO,
+        unknown_outcome_policy: UnknownOutcomePolicy::AtMostOnce,
+        stuck_queued_after: Duration::ZERO,
+        send_rate: 1_000,
+        ..ReviewRules::default()
+    });
+    let (mut unknown, mut requeued) = (0, 0);
+    for _ in 0..5 {
+        let later = chrono::Utc::now() + chrono::Duration::hours(1);
+        let report = anna_review::run(&review, later).await.expect("review run");
+        unknown += report.unknown_outcomes;
+        requeued += report.requeued_stuck;
+        if report.unknown_outcomes + report.requeued_stuck == 0 {
+            break;
+        }
+        stack.run_until_quiet(Duration::from_secs(120)).await;
     }
+    let now = chrono::Utc::now();
 
     let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
     let mut accepted_at = Vec::new();
@@ -222,13 +241,63 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
     let (achieved, busiest) = rates(&mut accepted_at);
     println!(
         "soak: {} recipients, {kills} sender kills, {duplicates} duplicate deliveries, \
-         {unknown} unknown outcomes resolved at-most-once; final states {totals:?}; \
+         {unknown} unknown outcomes resolved at-most-once, {requeued} stuck messages queued again by the review; final states {totals:?}; \
          configured {rate} msg/s (wa-sim limit {}), achieved {achieved:.1} msg/s, \
          busiest second {busiest}",
         dispatches * recipients,
         wa_limit
     );
     assert!(totals.get("sent").copied().unwrap_or(0) > dispatches * recipients / 2);
+}
+
+/// Sender invocations running at once.
+const INVOCATIONS: usize = 4;
+/// Both queues empty this long: the soak's traffic is over (records handed back for a retry
+/// come back well within it).
+const QUIET: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy)]
+enum Fault {
+    None,
+    /// The sender dies mid-batch: nothing it received is deleted, claims it made stay
+    /// `sending` until their lease expires.
+    Killed,
+    /// Some of the batch's records are delivered again after it was handled.
+    DeliveredTwice,
+}
+
+async fn killed_mid_batch(stack: &TestStack, event: SqsEvent) -> SqsBatchResponse {
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|r| r.message_id.clone())
+        .collect();
+    let _ = tokio::time::timeout(
+        Duration::from_millis(30),
+        anna_sender::handle(&stack.sender, event),
+    )
+    .await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = ids
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+/// Every third message named by the batch's records.
+fn sampled_message_ids(event: &SqsEvent) -> Vec<MessageId> {
+    event
+        .records
+        .iter()
+        .filter_map(|r| serde_json::from_str::<SendRecord>(r.body.as_deref()?).ok())
+        .filter_map(|record| record.message_id.parse().ok())
+        .step_by(3)
+        .collect()
 }
 
 /// Mean sends per second between the first and last accepted send, and the most sends that
