@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
-use phonenumber::{Mode, ParseError, Type};
+use phonenumber::{ParseError, Type};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Retryable;
@@ -167,25 +167,28 @@ impl PhoneNumber {
             },
         })?;
 
-        // Name the country the number turned out to belong to ("+1 …" read in BR is a US number).
-        let number_region = parsed
-            .country()
-            .id()
-            .map(|id| id.as_ref().to_owned())
-            .unwrap_or_else(|| format!("+{}", parsed.country().code()));
-
-        if !parsed.is_valid() {
-            return Err(length_problem(&parsed, number_region));
-        }
+        // `number_type` is what `is_valid` computes (Unknown means invalid), so it is asked
+        // once; and E.164 is written here because the crate's formatter looks up national
+        // formatting rules first: each would cost a third of the parse again.
         match parsed.number_type(&DATABASE) {
             Type::Mobile | Type::FixedLineOrMobile => {}
+            Type::Unknown => {
+                // Name the country the number turned out to belong to ("+1 …" read in BR
+                // is a US number).
+                let number_region = parsed
+                    .country()
+                    .id()
+                    .map(|id| id.as_ref().to_owned())
+                    .unwrap_or_else(|| format!("+{}", parsed.country().code()));
+                return Err(length_problem(&parsed, number_region));
+            }
             other => {
                 return Err(PhoneError::NotMobile {
                     kind: type_name(other),
                 });
             }
         }
-        let e164 = parsed.format().mode(Mode::E164).to_string();
+        let e164 = format!("+{}{}", parsed.country().code(), parsed.national());
         if !is_e164(&e164) {
             return Err(PhoneError::NotANumber);
         }
@@ -332,6 +335,43 @@ mod tests {
 
     fn br(input: &str) -> Result<PhoneNumber, PhoneError> {
         PhoneNumber::parse(input, &Region::default())
+    }
+
+    #[test]
+    fn agrees_with_the_crates_own_validity_and_e164_formatting() {
+        let inputs = [
+            "(11) 98765-4321",
+            "5511987654321",
+            "+55 21 3456-7890",
+            "011 98765 4321",
+            "+1 650 253 0000",
+            "+39 06 6982 1234",
+            "+39 347 123 4567",
+            "+44 7911 123456",
+            "+225 07 12 34 56 78",
+            "+7 912 345 67 89",
+            "+55 11 8765-432",
+            "+1 800 555 0199",
+        ];
+        for input in inputs {
+            let parsed = phonenumber::parse(Some(Id::BR), input).expect("parses");
+            let expected = parsed.is_valid().then(|| {
+                parsed
+                    .format()
+                    .mode(phonenumber::Mode::E164)
+                    .to_string()
+            });
+            let ours = PhoneNumber::parse(input, &Region::BR);
+            match (&expected, &ours) {
+                (Some(e164), Ok(ours)) => assert_eq!(ours.e164(), e164, "{input}"),
+                (Some(_), Err(PhoneError::NotMobile { .. })) => {}
+                (None, Err(e)) => assert!(
+                    !matches!(e, PhoneError::NotMobile { .. }),
+                    "{input}: invalid, yet {e:?}"
+                ),
+                _ => panic!("{input}: crate says {expected:?}, we say {ours:?}"),
+            }
+        }
     }
 
     #[test]

@@ -257,9 +257,35 @@ fn field_counts(text: &[u8], delimiter: u8, complete: bool) -> Vec<usize> {
     counts
 }
 
+/// How the csv reader's fields are turned into text.
+#[derive(Debug, Clone, Copy)]
+enum FieldEncoding {
+    /// The text was UTF-8 (or decoded to it up-front).
+    Utf8,
+    /// The file's own Windows-1252 bytes: one character per byte.
+    Windows1252,
+}
+
+impl FieldEncoding {
+    fn text(self, field: &[u8]) -> Cow<'_, str> {
+        match self {
+            Self::Utf8 => String::from_utf8_lossy(field),
+            Self::Windows1252 => WINDOWS_1252.decode_without_bom_handling(field).0,
+        }
+    }
+
+    fn chars(self, field: &[u8]) -> usize {
+        match self {
+            Self::Utf8 => String::from_utf8_lossy(field).chars().count(),
+            Self::Windows1252 => field.len(),
+        }
+    }
+}
+
 /// The rows of a CSV file, parsed as they are pulled.
 pub(crate) struct CsvRows<'a> {
     reader: csv::Reader<Cursor<Cow<'a, [u8]>>>,
+    fields: FieldEncoding,
     record: csv::ByteRecord,
     /// Where the csv reader started in the text (after an Excel `sep=` line).
     base: usize,
@@ -278,9 +304,15 @@ impl<'a> CsvRows<'a> {
         let encoding = sniff_encoding(bytes).ok_or_else(|| SheetError::NotASpreadsheet {
             what: "binary data".to_string(),
         })?;
-        let text: Cow<'a, [u8]> = match decode(bytes, encoding) {
-            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
-            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        // Windows-1252 is read as it is and decoded a field at a time: its delimiters,
+        // quotes and line breaks are the ASCII bytes the csv reader looks for, and a copy of a
+        // 50 MB file decoded up-front would double what intake holds.
+        let (text, fields): (Cow<'a, [u8]>, FieldEncoding) = match encoding {
+            Encoding::Windows1252 => (Cow::Borrowed(bytes), FieldEncoding::Windows1252),
+            _ => match decode(bytes, encoding) {
+                Cow::Borrowed(text) => (Cow::Borrowed(text.as_bytes()), FieldEncoding::Utf8),
+                Cow::Owned(text) => (Cow::Owned(text.into_bytes()), FieldEncoding::Utf8),
+            },
         };
         let (delimiter, base) = match excel_separator_line(&text) {
             Some((delimiter, skip)) => (delimiter, skip),
@@ -306,6 +338,7 @@ impl<'a> CsvRows<'a> {
         } = options.limits;
         Ok(CsvRows {
             reader,
+            fields,
             record: csv::ByteRecord::new(),
             base,
             previous: None,
@@ -373,7 +406,7 @@ impl CsvRows<'_> {
             if field.len() <= self.max_cell_chars {
                 continue;
             }
-            let chars = String::from_utf8_lossy(field).chars().count();
+            let chars = self.fields.chars(field);
             if chars > self.max_cell_chars {
                 return Some(SheetError::CellTooLong {
                     row,
@@ -400,10 +433,11 @@ impl Iterator for CsvRows<'_> {
                         self.done = true;
                         return Some(Err(error));
                     }
+                    let fields = self.fields;
                     let cells: Vec<String> = self
                         .record
                         .iter()
-                        .map(|field| super::clean_text(&String::from_utf8_lossy(field)).to_string())
+                        .map(|field| super::clean_text(&fields.text(field)).to_string())
                         .collect();
                     let Some(cells) = finish_cells(cells) else {
                         continue;
