@@ -556,7 +556,7 @@ fn pacing_configs(given: &[String], seconds: u32) -> anyhow::Result<Vec<pacing::
     };
     if given.is_empty() {
         // infra/template.yaml, Mappings.Throughput: rate → (MaximumConcurrency, BatchSize).
-        return Ok([(80, 4, 20), (500, 20, 25), (1000, 40, 25)]
+        return Ok([(80, 4, 100), (500, 20, 125), (1000, 40, 125)]
             .into_iter()
             .map(|(rate, concurrency, batch)| pacing::PacingConfig {
                 rate,
