@@ -182,6 +182,13 @@ pub async fn requests(file: &Path, run: usize) -> anyhow::Result<RequestsOutcome
         "the S3 notification did not arrive"
     );
     let seconds = *seconds.lock().unwrap_or_else(|e| e.into_inner());
+    // Taken before the bench reads the dispatch back through the same (counted) store.
+    let (sqs_requests, dynamodb_requests, s3_requests) = (
+        counter.service_total("sqs"),
+        counter.service_total("dynamodb"),
+        counter.service_total("s3"),
+    );
+    let requests = counter.requests();
     let dispatches = dispatch_of(&env, &upload.store).await?;
     ensure!(
         dispatches.state == DispatchState::Sending,
@@ -189,15 +196,14 @@ pub async fn requests(file: &Path, run: usize) -> anyhow::Result<RequestsOutcome
         dispatches.state,
         dispatches.reason
     );
-    let requests = counter.requests();
     env.sim.shutdown().await;
     Ok(RequestsOutcome {
         rows: u64::from(dispatches.rows),
         accepted: u64::from(dispatches.accepted),
         rejected: u64::from(dispatches.rejected),
-        sqs: counter.service_total("sqs"),
-        dynamodb: counter.service_total("dynamodb"),
-        s3: counter.service_total("s3"),
+        sqs: sqs_requests,
+        dynamodb: dynamodb_requests,
+        s3: s3_requests,
         requests: requests
             .into_iter()
             .map(|((service, op), n)| (service, op, n))
