@@ -189,6 +189,15 @@ pub trait SendQueue: Send + Sync {
         receipt_handle: &str,
         by: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// A fresh record for `id`, delivered after `after` (SQS delays a new record by at most
+    /// 15 minutes, so a longer wait is cut to that): how a retry continues once its record
+    /// has been received as often as the queue allows before the DLQ.
+    fn enqueue_after(
+        &self,
+        id: &MessageId,
+        after: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// An object read from the uploads bucket.

@@ -22,8 +22,9 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-/// Deliveries after which a record moves to its queue's DLQ.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Deliveries after which a record moves to its queue's DLQ: the number the sender assumes
+/// unless told otherwise (`ANNA_SEND_MAX_RECEIVE_COUNT`).
+pub const MAX_RECEIVE_COUNT: u32 = anna_sender::DEFAULT_MAX_RECEIVE_COUNT;
 pub const UPLOAD_PREFIX: &str = "inbox/";
 
 /// The one table. Every key and indexed attribute is a string.

@@ -50,6 +50,8 @@ pub struct SenderConfig {
     pub lease: Duration,
     /// Claims after which a message that keeps hitting retryable errors fails for good.
     pub max_attempts: u32,
+    /// The send queue's redrive `maxReceiveCount`.
+    pub max_receive_count: u32,
 }
 
 /// The number's send rate shared among the sender invocations that may run at once
@@ -96,6 +98,11 @@ impl SenderConfig {
             },
             lease: Duration::from_secs(env.bounded_or("ANNA_LEASE_SECONDS", 120, 5..=3_600)),
             max_attempts: env.bounded_or("ANNA_MAX_ATTEMPTS", 5, 1..=100) as u32,
+            max_receive_count: env.bounded_or(
+                "ANNA_SEND_MAX_RECEIVE_COUNT",
+                u64::from(DEFAULT_MAX_RECEIVE_COUNT),
+                1..=1_000,
+            ) as u32,
         };
         env.finish().map(|()| config)
     }
@@ -107,6 +114,9 @@ pub struct Sender<S, W, Q> {
     pub queue: Q,
     pub lease: Duration,
     pub max_attempts: u32,
+    /// The send queue's redrive `maxReceiveCount`: a record received that often goes to the
+    /// DLQ on its next receive, so its retry continues on a fresh record instead.
+    pub max_receive_count: u32,
     pub sends_in_flight: usize,
     pub retry: RetryPolicy,
     /// Lives as long as the Lambda execution environment, so the pace holds across batches.
@@ -123,6 +133,9 @@ struct Throttle {
     strikes: u32,
 }
 
+/// The template's and the local stack's `maxReceiveCount` for the send queue.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+
 /// First wait after a 130429; doubles per consecutive one, up to [`THROTTLE_MAX`].
 const THROTTLE_BASE: Duration = Duration::from_millis(500);
 const THROTTLE_MAX: Duration = Duration::from_secs(30);
@@ -131,14 +144,16 @@ pub type AwsSender = Sender<DynamoStore, CloudWhatsApp, SqsSendQueue>;
 
 impl AwsSender {
     pub fn connect(sdk: &aws_config::SdkConfig, config: SenderConfig) -> anyhow::Result<Self> {
-        Ok(Sender::new(
+        let mut sender = Sender::new(
             DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.store),
             CloudWhatsApp::new(config.cloud_api, config.template_ttl)?,
             SqsSendQueue::new(aws_sdk_sqs::Client::new(sdk), config.send_queue_url),
             &config.pacing,
             config.lease,
             config.max_attempts,
-        ))
+        );
+        sender.max_receive_count = config.max_receive_count;
+        Ok(sender)
     }
 }
 
@@ -157,6 +172,7 @@ impl<S, W, Q> Sender<S, W, Q> {
             queue,
             lease,
             max_attempts,
+            max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
             sends_in_flight: pacing.sends_in_flight.max(1),
             retry: RetryPolicy::default(),
             limiter: Arc::new(pacing.limiter()),
@@ -385,6 +401,22 @@ where
     let (Settlement::Retry { reason, .. }, Some(delay)) = (settlement, retry_in) else {
         return Ok(());
     };
+    if receive_count(record) >= sender.max_receive_count {
+        // Handed back, this record's next receive would move it to the DLQ with its message
+        // still `queued` (receives that never reached a claim, such as a sender stopped
+        // mid-batch, count too). A fresh record carries the retry; if this one comes back
+        // as well, the claim keeps the message from being sent twice.
+        match sender.queue.enqueue_after(&message.id, delay).await {
+            Ok(()) => {
+                info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "retry continues on a fresh record"
+                );
+                return Ok(());
+            }
+            Err(e) => warn!(error = %e, "could not queue a fresh record for the retry"),
+        }
+    }
     if let Some(handle) = record.receipt_handle.as_deref()
         && let Err(e) = sender.queue.delay_record(handle, delay).await
     {
@@ -410,6 +442,15 @@ impl From<Settlement> for Attempt {
             latency: None,
         }
     }
+}
+
+/// How often SQS has handed this record out, this delivery included (1 when unknown).
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
 }
 
 fn parse_record(record: &SqsMessage) -> Result<MessageId, RecordError> {

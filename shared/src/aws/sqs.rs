@@ -79,8 +79,7 @@ impl SqsSendQueue {
             .iter()
             .enumerate()
             .map(|(index, id)| {
-                let body = serde_json::to_string(&SendRecord::for_message(id))
-                    .map_err(|e| QueueError::Rejected(format!("encoding record: {e}")))?;
+                let body = record_body(id)?;
                 SendMessageBatchRequestEntry::builder()
                     .id(index.to_string())
                     .message_body(body)
@@ -122,6 +121,14 @@ impl SqsSendQueue {
     }
 }
 
+fn record_body(id: &MessageId) -> Result<String, QueueError> {
+    serde_json::to_string(&SendRecord::for_message(id))
+        .map_err(|e| QueueError::Rejected(format!("encoding record: {e}")))
+}
+
+/// SQS's longest `DelaySeconds`.
+const MAX_DELAY_SECONDS: f64 = 900.0;
+
 impl SendQueue for SqsSendQueue {
     async fn delay_record(&self, receipt_handle: &str, by: Duration) -> Result<(), QueueError> {
         // Whole seconds, rounded up so a short backoff is not lost; SQS caps it at 12 hours.
@@ -135,6 +142,19 @@ impl SendQueue for SqsSendQueue {
             .await
             .map(drop)
             .map_err(|e| queue_error("ChangeMessageVisibility", e))
+    }
+
+    async fn enqueue_after(&self, id: &MessageId, after: Duration) -> Result<(), QueueError> {
+        let body = record_body(id)?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(after.as_secs_f64().ceil().min(MAX_DELAY_SECONDS) as i32)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| queue_error("SendMessage", e))
     }
 
     async fn enqueue(&self, ids: &[MessageId]) -> Result<(), QueueError> {

@@ -355,12 +355,9 @@ mod tests {
         ];
         for input in inputs {
             let parsed = phonenumber::parse(Some(Id::BR), input).expect("parses");
-            let expected = parsed.is_valid().then(|| {
-                parsed
-                    .format()
-                    .mode(phonenumber::Mode::E164)
-                    .to_string()
-            });
+            let expected = parsed
+                .is_valid()
+                .then(|| parsed.format().mode(phonenumber::Mode::E164).to_string());
             let ours = PhoneNumber::parse(input, &Region::BR);
             match (&expected, &ours) {
                 (Some(e164), Ok(ours)) => assert_eq!(ours.e164(), e164, "{input}"),

@@ -365,6 +365,10 @@ impl SendQueue for MemQueue {
         // The emulated event source puts failed records back itself.
         Ok(())
     }
+
+    async fn enqueue_after(&self, id: &MessageId, _after: Duration) -> Result<(), QueueError> {
+        self.enqueue(std::slice::from_ref(id)).await
+    }
 }
 
 /// One object, held in memory and handed over without a copy on the first fetch (as the

@@ -222,6 +222,7 @@ impl TestStack {
                 pacing: options.pacing,
                 lease: options.lease,
                 max_attempts: options.max_attempts,
+                max_receive_count: anna_local::provision::MAX_RECEIVE_COUNT,
             },
         )
         .expect("sender context");
@@ -301,11 +302,11 @@ impl TestStack {
         }
     }
 
-    /// Records received but neither deleted nor visible again yet, over both queues.
+    /// Records not yet deleted, over both queues: visible, received, or delayed.
     async fn in_flight(&self) -> u64 {
         let mut total = 0;
         for url in [&self.stack.upload_queue_url, &self.stack.send_queue_url] {
-            total += queue_counts(&self.sqs, url).await.iter().sum::<u64>();
+            total += self.queue_depth(url).await;
         }
         total
     }
@@ -377,19 +378,23 @@ impl TestStack {
         }
     }
 
-    /// Visible and in-flight record counts of a queue.
+    /// Records of a queue not yet deleted: visible, received (in flight) and delayed.
     pub async fn queue_depth(&self, url: &str) -> u64 {
-        queue_counts(&self.sqs, url).await.iter().sum()
+        queue_depth(&self.sqs, url).await
     }
 }
 
-async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> [u64; 2] {
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let counts = [
+        Name::ApproximateNumberOfMessages,
+        Name::ApproximateNumberOfMessagesNotVisible,
+        Name::ApproximateNumberOfMessagesDelayed,
+    ];
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(Name::ApproximateNumberOfMessages)
-        .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+        .set_attribute_names(Some(counts.to_vec()))
         .send()
         .await
         .expect("GetQueueAttributes")
@@ -401,8 +406,5 @@ async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> [u64; 2] {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    [
-        count(&Name::ApproximateNumberOfMessages),
-        count(&Name::ApproximateNumberOfMessagesNotVisible),
-    ]
+    counts.iter().map(count).sum()
 }

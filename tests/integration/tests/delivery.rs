@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anna_integration_tests::wa_sim::Faults;
 use anna_integration_tests::{Options, TestStack};
+use anna_local::runner::poll_once;
 use anna_sender::{Pacing, RetryPolicy};
 use anna_shared::aws::sqs::SqsSendQueue;
 use anna_shared::delivery::{ResumeOutcome, resume};
@@ -121,6 +122,67 @@ async fn a_message_that_keeps_failing_ends_as_attempts_exhausted_with_the_last_e
         0,
         "no record was dead-lettered"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_the_last_receive_before_the_dlq_continues_on_a_fresh_record() {
+    let mut stack = TestStack::start_with(Options {
+        max_attempts: 10,
+        ..Options::default()
+    })
+    .await;
+    stack.sender.retry = fast_retries();
+    stack.sim.set_faults(Faults {
+        server_error_rate: 1.0,
+        ..Faults::default()
+    });
+    let id = stack
+        .put_file(
+            "inbox/boas_vindas/pt_BR/last-receive.csv",
+            b"telefone;loja;nome;data\n5511987650001;Loja;Ana;25/12/2026\n".to_vec(),
+        )
+        .await;
+    stack.pump_uploads().await;
+    stack.pump_uploads().await;
+    // Its first attempt, on a delivery SQS counts as the queue's last before the DLQ (as
+    // after receives that never reached a claim).
+    let handled = poll_once(
+        &stack.sqs,
+        &stack.stack.send_queue_url,
+        Duration::ZERO,
+        |mut event| async {
+            for record in &mut event.records {
+                record.attributes.insert(
+                    "ApproximateReceiveCount".to_owned(),
+                    anna_local::provision::MAX_RECEIVE_COUNT.to_string(),
+                );
+            }
+            let response = anna_sender::handle(&stack.sender, event).await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "the worn-out record is acknowledged: {response:?}"
+            );
+            response
+        },
+    )
+    .await
+    .expect("polling");
+    assert_eq!(handled, 1);
+    let message = &stack.messages(&id).await[0];
+    assert_eq!(message.status, MessageStatus::Queued, "{message:?}");
+    assert_eq!(
+        stack.queue_depth(&stack.stack.send_queue_url).await,
+        1,
+        "one fresh record carries the retry"
+    );
+
+    stack.sim.set_faults(Faults::default());
+    stack.run_until_quiet(Duration::from_secs(30)).await;
+    let message = &stack.messages(&id).await[0];
+    assert_eq!(message.status, MessageStatus::Sent, "{message:?}");
+    assert_eq!(message.attempts, 2);
+    assert_eq!(stack.sends_for(&id).len(), 1);
+    assert_eq!(stack.queue_depth(&stack.stack.send_dlq_url).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -597,6 +597,12 @@ fn sender_concurrency_and_batches_derive_from_the_rate() {
         lookup("SenderBatchingWindow")
     );
     let env = environment(&template, sender);
+    let send_queue = &resources(&template)[&queue_named(&template, SEND_QUEUE.suffix)];
+    assert_eq!(
+        number(&env["ANNA_SEND_MAX_RECEIVE_COUNT"]),
+        number(&send_queue["Properties"]["RedrivePolicy"]["maxReceiveCount"]),
+        "{sender_id} knows when its send queue dead-letters a record"
+    );
     assert_eq!(
         env["ANNA_SENDER_MAX_CONCURRENCY"],
         lookup("SenderMaxConcurrency"),
