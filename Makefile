@@ -159,5 +159,5 @@ bench: tools ## Benchmarks against the targets (docs/performance.md): prints a t
 	target/release/anna-bench run $(BENCH_ARGS)
 
 .PHONY: soak
-soak: tools ## The long fault-injection soak: 20,000 recipients (ANNA_SOAK_RECIPIENTS per dispatch × 4, ANNA_SOAK_RATE msg/s)
+soak: tools ## The long fault-injection soak: 20,000 recipients (ANNA_SOAK_RECIPIENTS per dispatch × 4, ANNA_SOAK_RATE msg/s, default 20), about 30 minutes
 	$(CARGO) test -p anna-integration-tests --test soak -- --ignored --nocapture long_soak

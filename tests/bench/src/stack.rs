@@ -21,7 +21,7 @@ use anna_shared::ports::DispatchStore;
 use anna_shared::whatsapp::client::CloudApiConfig;
 use anna_shared::whatsapp::cloud::CloudWhatsApp;
 use anna_upload::Upload;
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -189,7 +189,7 @@ pub async fn requests(file: &Path, run: usize) -> anyhow::Result<RequestsOutcome
         counter.service_total("s3"),
     );
     let requests = counter.requests();
-    let dispatches = dispatch_of(&env, &upload.store).await?;
+    let dispatches = dispatch_of(&upload.store).await?;
     ensure!(
         dispatches.state == DispatchState::Sending,
         "intake ended in {} ({:?})",
@@ -257,27 +257,19 @@ async fn drain(
     Ok(drained)
 }
 
-/// The one dispatch of a fresh stack, found through the by-created index's partition.
-async fn dispatch_of(env: &Env, store: &DynamoStore) -> anyhow::Result<Dispatch> {
-    let dynamo = aws_sdk_dynamodb::Client::new(&env.sdk);
-    let output = dynamo
-        .scan()
-        .table_name(&env.stack.names.table)
-        .filter_expression("sk = :meta")
-        .expression_attribute_values(":meta", AttributeValue::S("META".to_owned()))
-        .send()
+/// The one dispatch of a fresh stack, found through the by-created index (a Scan of a table
+/// of 100,000 messages takes moto minutes).
+async fn dispatch_of(store: &DynamoStore) -> anyhow::Result<Dispatch> {
+    let page = store
+        .list_dispatches(1, None)
         .await
-        .context("Scan for the dispatch")?;
-    let item = output
-        .items
-        .unwrap_or_default()
+        .context("listing the dispatch")?;
+    let id = page
+        .dispatches
         .into_iter()
         .next()
-        .context("no dispatch was created")?;
-    let id = match item.get("id") {
-        Some(AttributeValue::S(id)) => id.clone(),
-        _ => bail!("dispatch item without id"),
-    };
+        .context("no dispatch was created")?
+        .id;
     store.get_dispatch(&id).await?.context("dispatch vanished")
 }
 

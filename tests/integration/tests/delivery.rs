@@ -52,6 +52,23 @@ fn assert_sent_exactly_once(stack: &TestStack, dispatch_id: &str, messages: &[Me
     }
 }
 
+/// Uploads one row while wa-sim answers every send with a 5xx; returns its dispatch id.
+async fn one_row_meeting_server_errors(stack: &TestStack, file: &str) -> String {
+    stack.sim.set_faults(Faults {
+        server_error_rate: 1.0,
+        ..Faults::default()
+    });
+    let id = stack
+        .put_file(
+            &format!("inbox/boas_vindas/pt_BR/{file}"),
+            b"telefone;loja;nome;data\n5511987650001;Loja;Ana;25/12/2026\n".to_vec(),
+        )
+        .await;
+    stack.pump_uploads().await;
+    stack.pump_uploads().await;
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_are_retried_after_a_backoff_until_sent() {
     let mut stack = TestStack::start().await;
@@ -61,18 +78,7 @@ async fn transient_errors_are_retried_after_a_backoff_until_sent() {
         cap: Duration::from_secs(4),
         ..fast_retries()
     };
-    stack.sim.set_faults(Faults {
-        server_error_rate: 1.0,
-        ..Faults::default()
-    });
-    let id = stack
-        .put_file(
-            "inbox/boas_vindas/pt_BR/retry.csv",
-            b"telefone;loja;nome;data\n5511987650001;Loja;Ana;25/12/2026\n".to_vec(),
-        )
-        .await;
-    stack.pump_uploads().await;
-    stack.pump_uploads().await;
+    let id = one_row_meeting_server_errors(&stack, "retry.csv").await;
     assert_eq!(stack.pump_sends().await, 1);
     let message = &stack.messages(&id).await[0];
     assert_eq!(
@@ -132,18 +138,7 @@ async fn a_retry_on_the_last_receive_before_the_dlq_continues_on_a_fresh_record(
     })
     .await;
     stack.sender.retry = fast_retries();
-    stack.sim.set_faults(Faults {
-        server_error_rate: 1.0,
-        ..Faults::default()
-    });
-    let id = stack
-        .put_file(
-            "inbox/boas_vindas/pt_BR/last-receive.csv",
-            b"telefone;loja;nome;data\n5511987650001;Loja;Ana;25/12/2026\n".to_vec(),
-        )
-        .await;
-    stack.pump_uploads().await;
-    stack.pump_uploads().await;
+    let id = one_row_meeting_server_errors(&stack, "last-receive.csv").await;
     // Its first attempt, on a delivery SQS counts as the queue's last before the DLQ (as
     // after receives that never reached a claim).
     let handled = poll_once(
