@@ -1,6 +1,7 @@
 //! The short soak: a few hundred recipients across several dispatches while wa-sim injects
 //! server errors, lost answers, hangs, throttling and pair-rate refusals, SQS delivers records
-//! twice, and the sender is killed mid-batch. Afterwards every row must be in exactly one final
+//! twice, the sender is killed mid-batch, and status webhooks reach the API duplicated and in
+//! reverse order. Afterwards every row must be in exactly one final
 //! state, no message may have reached WhatsApp twice, and the counters must agree with the
 //! messages.
 
@@ -8,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anna_integration_tests::wa_sim::Faults;
+use anna_integration_tests::api::{APP_SECRET, ApiServer};
+use anna_integration_tests::wa_sim::{Faults, WebhookConfig};
 use anna_integration_tests::{Options, TestStack};
 use anna_local::runner::poll_once;
 use anna_review::ReviewRules;
@@ -66,6 +68,18 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
         cap: Duration::from_millis(800),
         pair_rate_wait: Duration::from_secs(1),
     };
+    // Status webhooks to the real API: some duplicated, every send's statuses in reverse
+    // order (`read` before `sent`). They also settle unknown outcomes that did go out.
+    let api = ApiServer::start(&stack).await;
+    stack.sim.set_webhooks(WebhookConfig {
+        url: Some(format!("{}/webhook", api.base)),
+        app_secret: APP_SECRET.to_owned(),
+        step_ms: 20,
+        delivered_ratio: 0.5,
+        read_ratio: 0.5,
+        duplicate_rate: 0.05,
+        out_of_order: true,
+    });
     stack.sim.set_faults(Faults {
         server_error_rate: 0.05,
         hang_before_accept_rate: 0.01,
@@ -91,9 +105,10 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
 
     let queue = SqsSendQueue::new(stack.sqs.clone(), stack.stack.send_queue_url.clone());
     let started = Instant::now();
-    // Twice the time the configured pace needs, and four minutes at least.
-    let settle_within =
-        Duration::from_secs((2 * dispatches * recipients / rate.max(1) as usize).max(240) as u64);
+    // Twice the time the pace needs, at the configured rate or at the 5 msg/s moto carries
+    // at the least (whichever is slower), and four minutes at least.
+    let pace = rate.clamp(1, MOTO_FLOOR_RATE) as usize;
+    let settle_within = Duration::from_secs((2 * dispatches * recipients / pace).max(240) as u64);
     let kills = AtomicUsize::new(0);
     let duplicates = AtomicUsize::new(0);
     let last_busy = std::sync::Mutex::new(Instant::now());
@@ -170,6 +185,8 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
     let (kills, duplicates) = (kills.into_inner(), duplicates.into_inner());
     stack.sim.set_faults(Faults::default());
     stack.run_until_quiet(Duration::from_secs(120)).await;
+    // The last sends' webhooks are still on their way (three steps of 20 ms, and moto).
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     // What the scheduled review does on AWS, run as if its thresholds had passed: claims
     // left by killed senders and lost answers are settled by the unknown-outcome policy, and
@@ -221,11 +238,11 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
                 now_rfc3339()
             );
             *totals.entry(m.status.as_str()).or_insert(0) += 1;
-            if m.status == MessageStatus::Sent {
+            if let Some(wamid) = &m.wamid {
                 let send = accepted
                     .iter()
-                    .find(|s| Some(&s.wamid) == m.wamid.as_ref())
-                    .unwrap_or_else(|| panic!("sent without an accepted send: {m:?}"));
+                    .find(|s| &s.wamid == wamid)
+                    .unwrap_or_else(|| panic!("a WhatsApp id no accepted send has: {m:?}"));
                 assert_eq!(
                     send.biz_opaque_callback_data.as_deref(),
                     Some(m.id.to_string().as_str())
@@ -233,7 +250,12 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
             }
         }
         let counted = stack.store.settled_counts(id).await.expect("counters");
-        for status in [MessageStatus::Sent, MessageStatus::Failed] {
+        for status in [
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read,
+            MessageStatus::Failed,
+        ] {
             let recorded = messages.iter().filter(|m| m.status == status).count() as i64;
             assert_eq!(
                 counted.get(status.as_str()).copied().unwrap_or(0),
@@ -251,8 +273,15 @@ async fn soak(dispatches: usize, recipients: usize, rate: u32, wa_limit: u32) {
         dispatches * recipients,
         wa_limit
     );
-    assert!(totals.get("sent").copied().unwrap_or(0) > dispatches * recipients / 2);
+    let reached = ["sent", "delivered", "read"]
+        .iter()
+        .map(|status| totals.get(status).copied().unwrap_or(0))
+        .sum::<usize>();
+    assert!(reached > dispatches * recipients / 2);
 }
+
+/// The fewest sends a second moto carries for the soak on a busy 2-core machine.
+const MOTO_FLOOR_RATE: u32 = 5;
 
 /// Sender invocations running at once.
 const INVOCATIONS: usize = 4;
