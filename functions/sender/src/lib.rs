@@ -401,11 +401,24 @@ where
     let (Settlement::Retry { reason, .. }, Some(delay)) = (settlement, retry_in) else {
         return Ok(());
     };
-    if receive_count(record) >= sender.max_receive_count {
-        // Handed back, this record's next receive would move it to the DLQ with its message
-        // still `queued` (receives that never reached a claim, such as a sender stopped
-        // mid-batch, count too). A fresh record carries the retry; if this one comes back
-        // as well, the claim keeps the message from being sent twice.
+    // The retry rides on this record, delayed, unless that record cannot carry it: handed
+    // back after the queue's last allowed receive it would go to the DLQ with its message
+    // still `queued` (receives that never reached a claim, such as a sender stopped
+    // mid-batch, count too); and a record whose delay is refused may be gone (received and
+    // deleted elsewhere after its visibility ran out). Then a fresh record carries the retry;
+    // should the old one come back as well, the claim keeps the message from being sent twice.
+    let carried = receive_count(record) < sender.max_receive_count
+        && match record.receipt_handle.as_deref() {
+            Some(handle) => match sender.queue.delay_record(handle, delay).await {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, "could not delay the retried record");
+                    false
+                }
+            },
+            None => false,
+        };
+    if !carried {
         match sender.queue.enqueue_after(&message.id, delay).await {
             Ok(()) => {
                 info!(
@@ -414,14 +427,9 @@ where
                 );
                 return Ok(());
             }
+            // The record, if it still exists, comes back after its visibility timeout.
             Err(e) => warn!(error = %e, "could not queue a fresh record for the retry"),
         }
-    }
-    if let Some(handle) = record.receipt_handle.as_deref()
-        && let Err(e) = sender.queue.delay_record(handle, delay).await
-    {
-        // The record still comes back, after the queue's default visibility timeout.
-        warn!(error = %e, "could not delay the retried record");
     }
     Err(RecordError::Retry { reason, delay })
 }

@@ -14,6 +14,7 @@ use anna_shared::aws::sqs::SqsSendQueue;
 use anna_shared::delivery::{ResumeOutcome, resume};
 use anna_shared::domain::dispatch::DispatchState;
 use anna_shared::domain::message::{MessageRecord, MessageStatus};
+use aws_lambda_events::event::sqs::SqsMessage;
 
 const PHONES: [&str; 4] = [
     "5511987650001",
@@ -130,32 +131,26 @@ async fn a_message_that_keeps_failing_ends_as_attempts_exhausted_with_the_last_e
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_on_the_last_receive_before_the_dlq_continues_on_a_fresh_record() {
+/// A first attempt that meets a 5xx on a record `tweak` changes, then the rest of the run:
+/// the retry must continue on a fresh record, sent once, with nothing dead-lettered.
+async fn retry_continues_on_a_fresh_record(file: &str, tweak: fn(&mut SqsMessage)) {
     let mut stack = TestStack::start_with(Options {
         max_attempts: 10,
         ..Options::default()
     })
     .await;
     stack.sender.retry = fast_retries();
-    let id = one_row_meeting_server_errors(&stack, "last-receive.csv").await;
-    // Its first attempt, on a delivery SQS counts as the queue's last before the DLQ (as
-    // after receives that never reached a claim).
+    let id = one_row_meeting_server_errors(&stack, file).await;
     let handled = poll_once(
         &stack.sqs,
         &stack.stack.send_queue_url,
         Duration::ZERO,
         |mut event| async {
-            for record in &mut event.records {
-                record.attributes.insert(
-                    "ApproximateReceiveCount".to_owned(),
-                    anna_local::provision::MAX_RECEIVE_COUNT.to_string(),
-                );
-            }
+            event.records.iter_mut().for_each(tweak);
             let response = anna_sender::handle(&stack.sender, event).await;
             assert!(
                 response.batch_item_failures.is_empty(),
-                "the worn-out record is acknowledged: {response:?}"
+                "the record that cannot carry the retry is acknowledged: {response:?}"
             );
             response
         },
@@ -178,6 +173,29 @@ async fn a_retry_on_the_last_receive_before_the_dlq_continues_on_a_fresh_record(
     assert_eq!(message.attempts, 2);
     assert_eq!(stack.sends_for(&id).len(), 1);
     assert_eq!(stack.queue_depth(&stack.stack.send_dlq_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_the_last_receive_before_the_dlq_continues_on_a_fresh_record() {
+    // A delivery SQS counts as the queue's last before the DLQ (as after receives that
+    // never reached a claim).
+    retry_continues_on_a_fresh_record("last-receive.csv", |record| {
+        record.attributes.insert(
+            "ApproximateReceiveCount".to_owned(),
+            anna_local::provision::MAX_RECEIVE_COUNT.to_string(),
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_record_cannot_be_delayed_continues_on_a_fresh_record() {
+    // As when the record was received and deleted elsewhere after its visibility ran out:
+    // SQS refuses to delay it.
+    retry_continues_on_a_fresh_record("record-gone.csv", |record| {
+        record.receipt_handle = Some("a-receipt-handle-sqs-no-longer-knows".to_owned());
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
