@@ -22,11 +22,18 @@ import sys
 import threading
 import time
 
+import moto
 from moto.core import utils as moto_utils
 from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
 from moto.sqs import models as sqs
+
+# The patches below replace moto internals as they are in the version the Makefile pins;
+# another version must be read again before they apply to it.
+PATCHED_FOR = "5.2.5"
+if moto.__version__ != PATCHED_FOR:
+    sys.exit(f"scripts/moto_server.py patches moto {PATCHED_FOR}, not {moto.__version__}")
 
 _dynamodb = threading.Lock()
 _call_action = DynamoHandler.call_action
