@@ -14,6 +14,9 @@ those counts. The patches below keep moto's behaviour and answers, and change on
 the counts are made only when GetQueueAttributes asks for them, the clock is read with
 time.time() (the same UTC epoch moto computes through datetimes), and a delete stops at the
 message it deletes.
+
+Also: a DynamoDB Query no longer sorts the whole table first, and werkzeug's log line per
+request is off (each is said where it is patched).
 """
 
 import json
@@ -56,6 +59,8 @@ def _query_reading_only_what_it_can_match(self, hash_key, *args, **kwargs):
     starts from its partition; an index query from the items unsorted, since moto orders its
     matches by the full index and table key afterwards. Results and pages are unchanged.
     """
+    # Setting `all_items` on the table for one query is safe: the lock above lets one
+    # DynamoDB action run at a time.
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
     if not index_name and self.range_key_attr:
         candidates = lambda: list(self.items.get(hash_key, {}).values())  # noqa: E731

@@ -191,8 +191,9 @@ pub trait SendQueue: Send + Sync {
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// A fresh record for `id`, delivered after `after` (SQS delays a new record by at most
-    /// 15 minutes, so a longer wait is cut to that): how a retry continues once its record
-    /// has been received as often as the queue allows before the DLQ.
+    /// 15 minutes, so a longer wait is cut to that): how a retry continues when its own record
+    /// cannot carry it (received as often as the queue allows before the DLQ, or its delay
+    /// refused because it is gone).
     fn enqueue_after(
         &self,
         id: &MessageId,

@@ -274,6 +274,15 @@ impl FieldEncoding {
         }
     }
 
+    /// The last character boundary at or before `max` (every byte starts a Windows-1252
+    /// character, so a UTF-8 rule would wrongly back over its bytes 0x80 to 0xBF).
+    fn boundary_at_most(self, text: &[u8], max: usize) -> usize {
+        match self {
+            Self::Utf8 => floor_char_boundary(text, max),
+            Self::Windows1252 => text.len().min(max),
+        }
+    }
+
     fn chars(self, field: &[u8]) -> usize {
         match self {
             Self::Utf8 => String::from_utf8_lossy(field).chars().count(),
@@ -317,8 +326,8 @@ impl<'a> CsvRows<'a> {
         let (delimiter, base) = match excel_separator_line(&text) {
             Some((delimiter, skip)) => (delimiter, skip),
             None => {
-                let end = floor_char_boundary(&text, SAMPLE);
-                let sample = String::from_utf8_lossy(&text[..end]);
+                let end = fields.boundary_at_most(&text, SAMPLE);
+                let sample = fields.text(&text[..end]);
                 (sniff_delimiter(&sample, end == text.len()), 0)
             }
         };
